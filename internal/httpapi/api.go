@@ -1,0 +1,112 @@
+// Package httpapi is NovaCron's REST API: the route table with each route's
+// permission, the handlers, the middleware (request ids, logs, security
+// headers, CORS, rate limits, authentication, audit) and the one place where
+// error codes become HTTP statuses.
+package httpapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/auth"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// APIVersion is the version of the REST contract.
+const APIVersion = "1"
+
+// Config configures the API. The zero value is valid and strict.
+type Config struct {
+	Version           string
+	AllowRegistration bool
+	// CORSOrigins is the allow-list of browser origins; empty allows none.
+	CORSOrigins []string
+	// TrustedProxies may set X-Forwarded-For.
+	TrustedProxies []netip.Prefix
+	// RateLimitIP and RateLimitUser are requests per second (0: no limit).
+	RateLimitIP   float64
+	RateLimitUser float64
+	// LoginConcurrency bounds password checks running at once (default: cores).
+	LoginConcurrency int
+	MetricsToken     string
+	MetricsPublic    bool
+	TLS              bool
+	// Drivers and Features are reported by /api/info.
+	Drivers  []string
+	Features []string
+	// OpenAPI is the document served at /api/openapi.json.
+	OpenAPI []byte
+}
+
+// API serves the REST API.
+type API struct {
+	cfg   Config
+	store novacron.Store
+	auth  *auth.Service
+	log   *slog.Logger
+	now   func() time.Time
+
+	ipLimit, userLimit *keyedLimiter
+	loginBackoff       *auth.Backoff
+	loginSlots         chan struct{}
+	loginQueue         chan struct{}
+
+	metrics *metrics
+	mux     *http.ServeMux
+	routes  []route
+}
+
+// New returns the API over a store and an authentication service.
+func New(cfg Config, store novacron.Store, authn *auth.Service, log *slog.Logger) *API {
+	if cfg.LoginConcurrency <= 0 {
+		cfg.LoginConcurrency = runtime.NumCPU()
+	}
+	a := &API{
+		cfg:          cfg,
+		store:        store,
+		auth:         authn,
+		log:          log,
+		now:          time.Now,
+		ipLimit:      newKeyedLimiter(cfg.RateLimitIP),
+		userLimit:    newKeyedLimiter(cfg.RateLimitUser),
+		loginBackoff: auth.NewBackoff(),
+		loginSlots:   make(chan struct{}, cfg.LoginConcurrency),
+		loginQueue:   make(chan struct{}, 8*cfg.LoginConcurrency),
+		metrics:      newMetrics(),
+	}
+	a.routes = a.routeTable()
+	a.mux = a.buildMux()
+	return a
+}
+
+// Handler returns the root handler.
+func (a *API) Handler() http.Handler { return a.outer(a.mux) }
+
+// Registry returns the Prometheus registry behind /metrics, for other
+// components to register their collectors.
+func (a *API) Registry() *prometheus.Registry { return a.metrics.reg }
+
+// Routes lists the method and path pattern of every registered route.
+func (a *API) Routes() []RouteInfo {
+	out := make([]RouteInfo, len(a.routes))
+	for i, r := range a.routes {
+		out[i] = RouteInfo{Method: r.method, Path: r.path, Policy: r.policy, Action: r.action}
+	}
+	return out
+}
+
+// RouteInfo describes one route.
+type RouteInfo struct {
+	Method, Path string
+	Policy       auth.Policy
+	Action       string
+}
+
+func (a *API) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+}

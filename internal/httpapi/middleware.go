@@ -1,0 +1,329 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/auth"
+)
+
+// reqState is what the middleware learns about a request, shared with the
+// handler through the context and read back by the audit record.
+type reqState struct {
+	id    string
+	ip    string
+	actor *novacron.Actor
+	// Set by handlers for the audit record.
+	resourceID string
+	username   string
+}
+
+type stateKey struct{}
+
+func stateOf(r *http.Request) *reqState {
+	if s, ok := r.Context().Value(stateKey{}).(*reqState); ok {
+		return s
+	}
+	return &reqState{}
+}
+
+// statusWriter remembers the status a handler wrote.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(s int) {
+	if w.status == 0 {
+		w.status = s
+	}
+	w.ResponseWriter.WriteHeader(s)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// outer wraps every request: request id, security headers, CORS, panic
+// recovery and the access log.
+func (a *API) outer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		st := &reqState{id: requestID(r), ip: a.clientIP(r)}
+		h := rw.Header()
+		h.Set("X-Request-ID", st.id)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+		h.Set("Cache-Control", "no-store")
+		if a.cfg.TLS {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		w := &statusWriter{ResponseWriter: rw}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				a.log.Error("panic", "request_id", st.id, "panic", p, "path", r.URL.Path)
+				if w.status == 0 {
+					writeError(w, r, errors.New("panic"))
+				}
+			}
+			d := time.Since(start)
+			lvl := slog.LevelInfo
+			if w.status >= 500 {
+				lvl = slog.LevelError
+			}
+			a.log.LogAttrs(r.Context(), lvl, "request",
+				slog.String("request_id", st.id), slog.String("method", r.Method),
+				slog.String("path", r.URL.Path), slog.Int("status", w.status),
+				slog.Duration("duration", d), slog.String("ip", st.ip),
+				slog.String("user", actorName(st.actor)))
+		}()
+		if !a.cors(w, r) {
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
+	})
+}
+
+func actorName(a *novacron.Actor) string {
+	if a == nil {
+		return ""
+	}
+	return a.Username
+}
+
+// requestID keeps a client's well-formed X-Request-ID or makes a new one.
+func requestID(r *http.Request) string {
+	if id := r.Header.Get("X-Request-ID"); id != "" && len(id) <= 64 && isToken(id) {
+		return id
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func isToken(s string) bool {
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// cors applies the origin allow-list. It answers preflight requests itself
+// and returns false when the request is finished.
+func (a *API) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	w.Header().Add("Vary", "Origin")
+	allowed := slices.Contains(a.cfg.CORSOrigins, origin)
+	if allowed {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Expose-Headers", "X-Request-ID, Location, Retry-After")
+	}
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		if !allowed {
+			writeError(w, r, novacron.Errorf(novacron.EForbidden, "origin not allowed"))
+			return false
+		}
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-ID")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return false
+	}
+	return true
+}
+
+// clientIP is the peer address, or the right-most X-Forwarded-For address
+// not itself a trusted proxy when the peer is one.
+func (a *API) clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	peer = peer.Unmap()
+	if !a.trusted(peer) {
+		return peer.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		ip, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		ip = ip.Unmap()
+		if !a.trusted(ip) {
+			return ip.String()
+		}
+		peer = ip
+	}
+	return peer.String()
+}
+
+func (a *API) trusted(ip netip.Addr) bool {
+	for _, p := range a.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func isMutating(method string) bool {
+	return method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch || method == http.MethodDelete
+}
+
+// wrap turns a route into a handler: rate limits, authentication, the
+// route's policy, the body limit, the handler, the answer and the audit
+// record, in that order.
+func (a *API) wrap(rt *route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := stateOf(r)
+		start := time.Now()
+		status := 0
+		var err error
+		defer func() {
+			a.metrics.observe(rt.path, r.Method, status, time.Since(start))
+		}()
+		if rt.raw != nil {
+			// Raw routes do their own authentication and authorization.
+			if ok, wait := a.ipLimit.allow("ip:"+st.ip, a.now()); !ok {
+				err = rateLimited("too many requests", wait)
+				writeError(w, r, err)
+				status = statusOf(novacron.ErrorCode(err))
+				return
+			}
+			sw := &statusWriter{ResponseWriter: w}
+			rt.raw(sw, r)
+			status = sw.status
+			return
+		}
+		var body any
+		body, err = a.serve(rt, r, st)
+		if isMutating(r.Method) {
+			defer a.audit(r, rt, st, err)
+		}
+		if err != nil {
+			if code := novacron.ErrorCode(err); code == novacron.EInternal || code == novacron.EUnavailable || code == novacron.EOperationFailed {
+				a.log.Error("request failed", "request_id", st.id, "action", rt.action, "err", err)
+			}
+			writeError(w, r, err)
+			status = statusOf(novacron.ErrorCode(err))
+			return
+		}
+		status = http.StatusOK
+		if resp, ok := body.(*response); ok {
+			for k, v := range resp.header {
+				w.Header()[k] = v
+			}
+			status = resp.status
+			body = resp.body
+		}
+		writeJSON(w, status, body)
+	})
+}
+
+func (a *API) serve(rt *route, r *http.Request, st *reqState) (any, error) {
+	now := a.now()
+	if ok, wait := a.ipLimit.allow("ip:"+st.ip, now); !ok {
+		return nil, rateLimited("too many requests from this address", wait)
+	}
+	if err := a.authenticate(r, st); err != nil {
+		return nil, err
+	}
+	if st.actor != nil {
+		if ok, wait := a.userLimit.allow("user:"+st.actor.UserID, now); !ok {
+			return nil, rateLimited("too many requests for this user", wait)
+		}
+	}
+	if err := auth.Allowed(st.actor, rt.policy, auth.Target{}); err != nil {
+		return nil, err
+	}
+	r.Body = http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
+	return rt.h(r)
+}
+
+// authenticate resolves the bearer credential, if any. A credential that is
+// present but invalid fails even on public routes, so a client learns at
+// once that its token is dead.
+func (a *API) authenticate(r *http.Request, st *reqState) error {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return nil
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > 4096 {
+		return novacron.Errorf(novacron.EUnauthorized, "Authorization must be \"Bearer <token>\"")
+	}
+	actor, err := a.auth.Authenticate(r.Context(), strings.TrimSpace(tok))
+	if err != nil {
+		return err
+	}
+	st.actor = actor
+	return nil
+}
+
+// audit records a mutating request, whatever its outcome.
+func (a *API) audit(r *http.Request, rt *route, st *reqState, err error) {
+	e := &novacron.AuditEntry{
+		TS:         a.now().UTC(),
+		Action:     rt.action,
+		Resource:   rt.resource,
+		ResourceID: st.resourceID,
+		IP:         st.ip,
+		UserAgent:  truncate(r.UserAgent(), 256),
+		Success:    err == nil,
+		RequestID:  st.id,
+		Username:   st.username,
+	}
+	if e.ResourceID == "" {
+		e.ResourceID = truncate(r.PathValue("id"), 64)
+	}
+	if st.actor != nil {
+		e.UserID, e.Username, e.TenantID = st.actor.UserID, st.actor.Username, st.actor.TenantID
+	}
+	if err != nil {
+		e.Error = novacron.ErrorCode(err) + ": " + novacron.ErrorMessage(err)
+	}
+	ctx, cancel := a.withTimeout(r.Context())
+	defer cancel()
+	if err := a.store.InsertAudit(ctx, e); err != nil {
+		a.log.Error("audit record lost", "request_id", st.id, "action", rt.action, "err", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

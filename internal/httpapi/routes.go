@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/auth"
+)
+
+// handlerFunc is a route's handler: it returns the body of a 200 answer, a
+// *response for any other success, or an error.
+type handlerFunc func(r *http.Request) (any, error)
+
+// route is one entry of the route table: a method and path, who may call it,
+// the action name the audit log records and the kind of resource it acts on.
+type route struct {
+	method   string
+	path     string
+	policy   auth.Policy
+	action   string
+	resource string
+	h        handlerFunc
+	// raw routes write their own answer (metrics, openapi) and are not JSON.
+	raw http.HandlerFunc
+}
+
+// routeTable is every route of the API with its permission beside it.
+func (a *API) routeTable() []route {
+	return []route{
+		{method: "GET", path: "/health", policy: auth.Public, action: "system.health", h: a.health},
+		{method: "GET", path: "/metrics", policy: auth.Public, action: "system.metrics", raw: a.serveMetrics},
+		{method: "GET", path: "/api/info", policy: auth.Public, action: "system.info", h: a.info},
+		{method: "GET", path: "/api/openapi.json", policy: auth.Public, action: "system.openapi", raw: a.serveOpenAPI},
+
+		{method: "POST", path: "/auth/register", policy: auth.Public, action: "auth.register", resource: "user", h: a.register},
+		{method: "POST", path: "/auth/login", policy: auth.Public, action: "auth.login", resource: "session", h: a.login},
+		{method: "POST", path: "/auth/logout", policy: auth.Self, action: "auth.logout", resource: "session", h: a.logout},
+		{method: "GET", path: "/auth/me", policy: auth.Self, action: "auth.me", resource: "user", h: a.me},
+
+		{method: "GET", path: "/api/tokens", policy: auth.Self, action: "token.list", resource: "token", h: a.listTokens},
+		{method: "POST", path: "/api/tokens", policy: auth.Self, action: "token.create", resource: "token", h: a.createToken},
+		{method: "DELETE", path: "/api/tokens/{id}", policy: auth.Self, action: "token.delete", resource: "token", h: a.deleteToken},
+
+		{method: "GET", path: "/api/users", policy: auth.Admin, action: "user.list", resource: "user", h: a.listUsers},
+		{method: "POST", path: "/api/users", policy: auth.Admin, action: "user.create", resource: "user", h: a.createUser},
+		{method: "GET", path: "/api/users/{id}", policy: auth.Admin, action: "user.get", resource: "user", h: a.getUser},
+		{method: "PUT", path: "/api/users/{id}", policy: auth.Admin, action: "user.update", resource: "user", h: a.updateUser},
+		{method: "DELETE", path: "/api/users/{id}", policy: auth.Admin, action: "user.delete", resource: "user", h: a.deleteUser},
+		{method: "DELETE", path: "/api/users/{id}/sessions", policy: auth.Admin, action: "user.revoke_sessions", resource: "user", h: a.revokeUserSessions},
+
+		{method: "GET", path: "/api/tenants", policy: auth.Member, action: "tenant.list", resource: "tenant", h: a.listTenants},
+		{method: "POST", path: "/api/tenants", policy: auth.Admin, action: "tenant.create", resource: "tenant", h: a.createTenant},
+		{method: "GET", path: "/api/tenants/{id}", policy: auth.Member, action: "tenant.get", resource: "tenant", h: a.getTenant},
+		{method: "PUT", path: "/api/tenants/{id}", policy: auth.Admin, action: "tenant.update", resource: "tenant", h: a.updateTenant},
+		{method: "DELETE", path: "/api/tenants/{id}", policy: auth.Admin, action: "tenant.delete", resource: "tenant", h: a.deleteTenant},
+
+		{method: "GET", path: "/api/audit", policy: auth.Operator, action: "audit.list", resource: "audit", h: a.listAudit},
+	}
+}
+
+// buildMux registers every path once, with a dispatcher on the method, so
+// that a wrong method and an unknown path answer in the API's error shape.
+func (a *API) buildMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	byPath := map[string]map[string]http.Handler{}
+	var paths []string
+	for i := range a.routes {
+		rt := &a.routes[i]
+		if byPath[rt.path] == nil {
+			byPath[rt.path] = map[string]http.Handler{}
+			paths = append(paths, rt.path)
+		}
+		byPath[rt.path][rt.method] = a.wrap(rt)
+	}
+	for _, p := range paths {
+		methods := byPath[p]
+		allow := make([]string, 0, len(methods))
+		for m := range methods {
+			allow = append(allow, m)
+		}
+		if _, ok := methods["GET"]; ok {
+			allow = append(allow, "HEAD")
+		}
+		sort.Strings(allow)
+		allowHeader := strings.Join(allow, ", ")
+		mux.Handle(p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			m := r.Method
+			if m == http.MethodHead {
+				m = http.MethodGet
+			}
+			h := methods[m]
+			if h == nil {
+				w.Header().Set("Allow", allowHeader)
+				writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: errorDetail{
+					Code: novacron.EInvalid, Message: "method " + r.Method + " not allowed; allowed: " + allowHeader,
+					RequestID: w.Header().Get("X-Request-ID")}})
+				return
+			}
+			h.ServeHTTP(w, r)
+		}))
+	}
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, novacron.Errorf(novacron.ENotFound, "no such endpoint"))
+	}))
+	return mux
+}
