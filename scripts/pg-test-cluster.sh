@@ -18,10 +18,10 @@ start)
 		cat "$dir/initdb.log" >&2
 		exit 1
 	fi
-	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null || echo 55432)
+	# A unix socket only: no TCP port to collide with anything.
 	as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-		-o "-h 127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" start >/dev/null
-	echo "export NOVACRON_TEST_PG_URL='postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable'"
+		-o "-c listen_addresses='' -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" start >/dev/null
+	echo "export NOVACRON_TEST_PG_URL='postgres://postgres@/postgres?host=$dir&sslmode=disable'"
 	echo "export NOVACRON_TEST_PG_DIR='$dir'"
 	;;
 stop)

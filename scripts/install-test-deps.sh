@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a Debian machine (run as root):
+# PostgreSQL for the store and end-to-end tests, staticcheck for the lint step.
+set -euo pipefail
+need=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+# Debian's package starts a cluster of its own; the tests start throwaway ones.
+if [ -x /usr/sbin/pg_ctlcluster ] && command -v pg_lsclusters >/dev/null; then
+	pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
+		pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true
+	done
+fi
+if ! command -v staticcheck >/dev/null && [ ! -x "$(go env GOPATH)/bin/staticcheck" ]; then
+	go install honnef.co/go/tools/cmd/staticcheck@latest
+fi
