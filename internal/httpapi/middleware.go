@@ -257,7 +257,7 @@ func (a *API) serve(rt *route, r *http.Request, st *reqState) (any, error) {
 	if ok, wait := a.ipLimit.allow("ip:"+st.ip, now); !ok {
 		return nil, rateLimited("too many requests from this address", wait)
 	}
-	if err := a.authenticate(r, st); err != nil {
+	if err := a.authenticate(r, st); err != nil && rt.policy != auth.Public {
 		return nil, err
 	}
 	if st.actor != nil {
@@ -272,9 +272,8 @@ func (a *API) serve(rt *route, r *http.Request, st *reqState) (any, error) {
 	return rt.h(r)
 }
 
-// authenticate resolves the bearer credential, if any. A credential that is
-// present but invalid fails even on public routes, so a client learns at
-// once that its token is dead.
+// authenticate resolves the bearer credential, if any. On public routes an
+// invalid credential is ignored; everywhere else it is a 401.
 func (a *API) authenticate(r *http.Request, st *reqState) error {
 	h := r.Header.Get("Authorization")
 	if h == "" {
