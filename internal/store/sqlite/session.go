@@ -1,0 +1,163 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/store"
+)
+
+const sessionColumns = `id, user_id, kind, name, token_hash, ip, user_agent, created_at, expires_at, revoked_at`
+
+func scanSession(row interface{ Scan(...any) error }) (*novacron.Session, error) {
+	var s novacron.Session
+	err := row.Scan(&s.ID, &s.UserID, &s.Kind, &s.Name, nullTextCol{&s.TokenHash}, &s.IP, &s.UserAgent,
+		timeCol{&s.CreatedAt}, timeCol{&s.ExpiresAt}, nullTimeCol{&s.RevokedAt})
+	if err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
+
+// CreateSession inserts sess, giving it an id (when empty) and its creation
+// time.
+func (s *Store) CreateSession(ctx context.Context, sess *novacron.Session) error {
+	if sess.Kind != novacron.SessionLogin && sess.Kind != novacron.SessionToken {
+		return novacron.FieldError("kind", "must be login or token")
+	}
+	if sess.ExpiresAt.IsZero() {
+		return novacron.FieldError("expires_at", "is required")
+	}
+	user, ok := store.ParseID(sess.UserID)
+	if !ok {
+		return store.NotFound("user")
+	}
+	id := sess.ID
+	if err := store.AssignID(&id); err != nil {
+		return err
+	}
+	now := store.Time(s.now())
+	expires := store.Time(sess.ExpiresAt)
+	var revoked *time.Time
+	if sess.RevokedAt != nil {
+		t := store.Time(*sess.RevokedAt)
+		revoked = &t
+	}
+	_, err := s.write.ExecContext(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, user, sess.Kind, sess.Name, nullText(sess.TokenHash), sess.IP, sess.UserAgent,
+		timeText(now), timeText(expires), nullTimeText(revoked))
+	if cerr := uniqueConflict(err, "session id already exists", "token already exists"); cerr != nil {
+		return cerr
+	}
+	if isForeignKey(err) {
+		return store.NotFound("user")
+	}
+	if err != nil {
+		return wrap("create session", err)
+	}
+	sess.ID, sess.UserID, sess.CreatedAt, sess.ExpiresAt, sess.RevokedAt = id, user, now, expires, revoked
+	return nil
+}
+
+// GetSession returns the session with the given id, revoked or expired ones
+// included.
+func (s *Store) GetSession(ctx context.Context, id string) (*novacron.Session, error) {
+	id, ok := store.ParseID(id)
+	if !ok {
+		return nil, store.NotFound("session")
+	}
+	sess, err := scanSession(s.read.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("session")
+	}
+	return sess, wrap("get session", err)
+}
+
+// GetSessionByTokenHash returns the session with the given token hash,
+// revoked or expired ones included.
+func (s *Store) GetSessionByTokenHash(ctx context.Context, hash string) (*novacron.Session, error) {
+	if hash == "" {
+		return nil, store.NotFound("session")
+	}
+	sess, err := scanSession(s.read.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE token_hash = ?`, hash))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("session")
+	}
+	return sess, wrap("get session", err)
+}
+
+// ListSessions lists the user's active sessions of the given kind (of every
+// kind when kind is ""), newest first.
+func (s *Store) ListSessions(ctx context.Context, userID string, kind novacron.SessionKind, page novacron.Page) ([]*novacron.Session, string, error) {
+	limit := store.Limit(page)
+	before, err := store.DecodeCursor(page.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	user, ok := store.ParseID(userID)
+	if !ok {
+		return nil, "", nil
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = ? AND (? = '' OR kind = ?) AND revoked_at IS NULL AND expires_at > ?
+		  AND (? = '' OR id < ?)
+		ORDER BY id DESC LIMIT ?`, user, kind, kind, timeText(s.now()), before, before, limit+1)
+	if err != nil {
+		return nil, "", wrap("list sessions", err)
+	}
+	defer rows.Close()
+	var ss []*novacron.Session
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, "", wrap("list sessions", err)
+		}
+		ss = append(ss, sess)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", wrap("list sessions", err)
+	}
+	ss, next := store.NextCursor(ss, limit, func(s *novacron.Session) string { return s.ID })
+	return ss, next, nil
+}
+
+// RevokeSession revokes one session of the user. Revoking a revoked session
+// succeeds and keeps its first revocation time.
+func (s *Store) RevokeSession(ctx context.Context, userID, id string) error {
+	user, uok := store.ParseID(userID)
+	id, ok := store.ParseID(id)
+	if !ok || !uok {
+		return store.NotFound("session")
+	}
+	n, err := rowsAffected(s.write.ExecContext(ctx, `UPDATE sessions SET revoked_at = coalesce(revoked_at, ?)
+		WHERE id = ? AND user_id = ?`, timeText(s.now()), id, user))
+	if err != nil {
+		return wrap("revoke session", err)
+	}
+	if n == 0 {
+		return store.NotFound("session")
+	}
+	return nil
+}
+
+// RevokeUserSessions revokes the user's sessions that are not revoked yet
+// and returns how many it revoked.
+func (s *Store) RevokeUserSessions(ctx context.Context, userID string) (int64, error) {
+	user, ok := store.ParseID(userID)
+	if !ok {
+		return 0, nil
+	}
+	n, err := rowsAffected(s.write.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?
+		WHERE user_id = ? AND revoked_at IS NULL`, timeText(s.now()), user))
+	return n, wrap("revoke sessions", err)
+}
+
+// PruneSessions deletes the sessions that expired or were revoked before t.
+func (s *Store) PruneSessions(ctx context.Context, before time.Time) (int64, error) {
+	t := timeText(before)
+	n, err := rowsAffected(s.write.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?`, t, t))
+	return n, wrap("prune sessions", err)
+}

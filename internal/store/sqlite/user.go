@@ -1,0 +1,178 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/store"
+)
+
+const userColumns = `id, username, email, role, tenant_id, password_hash, created_at, updated_at`
+
+func scanUser(row interface{ Scan(...any) error }) (*novacron.User, error) {
+	var u novacron.User
+	err := row.Scan(&u.ID, &u.Username, &u.Email, &u.Role, &u.TenantID, &u.PasswordHash,
+		timeCol{&u.CreatedAt}, timeCol{&u.UpdatedAt})
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+// CreateUser inserts u, giving it an id (when empty) and its timestamps.
+func (s *Store) CreateUser(ctx context.Context, u *novacron.User) error {
+	if u.Username == "" {
+		return novacron.FieldError("username", "is required")
+	}
+	if !u.Role.Valid() {
+		return novacron.FieldError("role", "must be admin, operator or user")
+	}
+	tenant, ok := store.ParseID(u.TenantID)
+	if !ok {
+		return novacron.FieldError("tenant_id", "tenant does not exist")
+	}
+	id := u.ID
+	if err := store.AssignID(&id); err != nil {
+		return err
+	}
+	now := store.Time(s.now())
+	_, err := s.write.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, u.Username, u.Email, u.Role, tenant, u.PasswordHash, timeText(now), timeText(now))
+	if cerr := uniqueConflict(err, "user id already exists", "username already exists"); cerr != nil {
+		return cerr
+	}
+	if isForeignKey(err) {
+		return novacron.FieldError("tenant_id", "tenant does not exist")
+	}
+	if err != nil {
+		return wrap("create user", err)
+	}
+	u.ID, u.TenantID, u.CreatedAt, u.UpdatedAt = id, tenant, now, now
+	return nil
+}
+
+// GetUser returns the user with the given id within scope.
+func (s *Store) GetUser(ctx context.Context, scope novacron.Scope, id string) (*novacron.User, error) {
+	id, ok := store.ParseID(id)
+	st, sok := store.ScopeTenant(scope)
+	if !ok || !sok {
+		return nil, store.NotFound("user")
+	}
+	u, err := scanUser(s.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users
+		WHERE id = ? AND (? = '' OR tenant_id = ?)`, id, st, st))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("user")
+	}
+	return u, wrap("get user", err)
+}
+
+// GetUserByUsername returns the user with the given username, in any tenant.
+func (s *Store) GetUserByUsername(ctx context.Context, username string) (*novacron.User, error) {
+	u, err := scanUser(s.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE username = ?`, username))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.NotFound("user")
+	}
+	return u, wrap("get user", err)
+}
+
+// ListUsers lists the users within scope that match f, in id (creation)
+// order.
+func (s *Store) ListUsers(ctx context.Context, scope novacron.Scope, f novacron.UserFilter) ([]*novacron.User, string, error) {
+	limit := store.Limit(f.Page)
+	after, err := store.DecodeCursor(f.Cursor)
+	if err != nil {
+		return nil, "", err
+	}
+	st, ok := store.ScopeTenant(scope)
+	if !ok {
+		return nil, "", nil
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users
+		WHERE (? = '' OR tenant_id = ?) AND (? = '' OR role = ?) AND (? = '' OR username = ?) AND id > ?
+		ORDER BY id LIMIT ?`, st, st, f.Role, f.Role, f.Username, f.Username, after, limit+1)
+	if err != nil {
+		return nil, "", wrap("list users", err)
+	}
+	defer rows.Close()
+	var us []*novacron.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, "", wrap("list users", err)
+		}
+		us = append(us, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", wrap("list users", err)
+	}
+	us, next := store.NextCursor(us, limit, func(u *novacron.User) string { return u.ID })
+	return us, next, nil
+}
+
+// UpdateUser writes u's Email, Role, TenantID and PasswordHash and reloads
+// u from the row. A tenant scope can neither see users of other tenants nor
+// move a user to one.
+func (s *Store) UpdateUser(ctx context.Context, scope novacron.Scope, u *novacron.User) error {
+	id, ok := store.ParseID(u.ID)
+	st, sok := store.ScopeTenant(scope)
+	if !ok || !sok {
+		return store.NotFound("user")
+	}
+	if !u.Role.Valid() {
+		return novacron.FieldError("role", "must be admin, operator or user")
+	}
+	tenant, ok := store.ParseID(u.TenantID)
+	if !ok {
+		return novacron.FieldError("tenant_id", "tenant does not exist")
+	}
+	if st != "" && tenant != st {
+		// Say so only to a caller who can see the user.
+		if _, err := s.GetUser(ctx, scope, id); err != nil {
+			return err
+		}
+		return novacron.Errorf(novacron.EForbidden, "cannot move a user to another tenant")
+	}
+	now := store.Time(s.now())
+	got, err := scanUser(s.write.QueryRowContext(ctx, `UPDATE users
+		SET email = ?, role = ?, tenant_id = ?, password_hash = ?, updated_at = ?
+		WHERE id = ? AND (? = '' OR tenant_id = ?)
+		RETURNING `+userColumns, u.Email, u.Role, tenant, u.PasswordHash, timeText(now), id, st, st))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.NotFound("user")
+	}
+	if isForeignKey(err) {
+		return novacron.FieldError("tenant_id", "tenant does not exist")
+	}
+	if err != nil {
+		return wrap("update user", err)
+	}
+	*u = *got
+	return nil
+}
+
+// DeleteUser deletes the user within scope; its sessions go with it (ON
+// DELETE CASCADE) and its VMs lose their owner.
+func (s *Store) DeleteUser(ctx context.Context, scope novacron.Scope, id string) error {
+	id, ok := store.ParseID(id)
+	st, sok := store.ScopeTenant(scope)
+	if !ok || !sok {
+		return store.NotFound("user")
+	}
+	n, err := rowsAffected(s.write.ExecContext(ctx, `DELETE FROM users WHERE id = ? AND (? = '' OR tenant_id = ?)`, id, st, st))
+	if err != nil {
+		return wrap("delete user", err)
+	}
+	if n == 0 {
+		return store.NotFound("user")
+	}
+	return nil
+}
+
+// CountUsers returns the number of users in every tenant.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	err := s.read.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n)
+	return n, wrap("count users", err)
+}
