@@ -24,6 +24,7 @@ type ListOptions struct {
 type UserFilter struct {
 	Username string
 	Role     novacron.Role
+	TenantID string
 	Limit    int
 	Cursor   string
 }
@@ -72,12 +73,18 @@ type TokenResponse struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
 	Token     string    `json:"token"`
+	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-// Token is a personal API token as GET /api/tokens lists it: the session
-// record behind it, without the secret.
-type Token = novacron.Session
+// Token is a personal API token as GET /api/tokens lists it, without the
+// secret.
+type Token struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
 
 // CreateUserRequest is the body of POST /api/users. Empty Role and TenantID
 // let the server choose (role user, tenant default).

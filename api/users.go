@@ -9,7 +9,7 @@ import (
 
 // ListUsers lists one page of users (admin).
 func (c *Client) ListUsers(ctx context.Context, f UserFilter) (*List[novacron.User], error) {
-	q := pageQuery(f.Limit, f.Cursor, "username", f.Username, "role", string(f.Role))
+	q := pageQuery(f.Limit, f.Cursor, "username", f.Username, "role", string(f.Role), "tenant_id", f.TenantID)
 	var out List[novacron.User]
 	if err := c.Do(ctx, http.MethodGet, "/api/users", q, nil, &out); err != nil {
 		return nil, err

@@ -35,12 +35,8 @@ func newTokenListCmd(e *env) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return printList(cmd, e, l, []string{"ID", "NAME", "CREATED", "EXPIRES", "REVOKED"}, func(t api.Token) []string {
-			revoked := ""
-			if t.RevokedAt != nil {
-				revoked = fmtTime(*t.RevokedAt)
-			}
-			return []string{t.ID, t.Name, fmtTime(t.CreatedAt), fmtTime(t.ExpiresAt), revoked}
+		return printList(cmd, e, l, []string{"ID", "NAME", "CREATED", "EXPIRES"}, func(t api.Token) []string {
+			return []string{t.ID, t.Name, fmtTime(t.CreatedAt), fmtTime(t.ExpiresAt)}
 		})
 	}
 	return cmd
@@ -101,7 +97,7 @@ func newTokenDeleteCmd(e *env) *cobra.Command {
 				match = []api.Token{t}
 				break
 			}
-			if t.Name == args[0] && t.RevokedAt == nil {
+			if t.Name == args[0] {
 				match = append(match, t)
 			}
 		}

@@ -55,14 +55,25 @@ func newUserListCmd(e *env) *cobra.Command {
 	}
 	role := roleValue()
 	cmd.Flags().Var(role, "role", "only users with this `role`: admin, operator or user")
+	tenant := cmd.Flags().String("tenant", "", "only users of the tenant with this `name or id`")
 	addListFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		c, _, err := e.client(cmd)
 		if err != nil {
 			return err
 		}
+		f := api.UserFilter{Role: novacron.Role(role.value)}
+		if *tenant != "" {
+			t, err := resolveTenant(cmd.Context(), c, *tenant)
+			if err != nil {
+				return err
+			}
+			f.TenantID = t.ID
+		}
 		l, err := listPages(cmd, func(ctx context.Context, limit int, cursor string) (*api.List[novacron.User], error) {
-			return c.ListUsers(ctx, api.UserFilter{Role: novacron.Role(role.value), Limit: limit, Cursor: cursor})
+			page := f
+			page.Limit, page.Cursor = limit, cursor
+			return c.ListUsers(ctx, page)
 		})
 		if err != nil {
 			return err
