@@ -54,7 +54,7 @@ func AssignID(id *string) error {
 		return nil
 	}
 	v, ok := ParseID(*id)
-	if !ok {
+	if !ok || v == MinID || v == MaxID {
 		return novacron.FieldError("id", "not a valid id")
 	}
 	*id = v
@@ -85,11 +85,19 @@ func EncodeCursor(id string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(id))
 }
 
-// DecodeCursor returns the id a cursor was made from, "" for the empty cursor
-// (the first page), and EInvalid for anything that EncodeCursor did not make.
-func DecodeCursor(cursor string) (string, error) {
+// MinID and MaxID bound every id: a list in ascending order starts after
+// MinID, one in descending order before MaxID. No row may have either.
+const (
+	MinID = "00000000-0000-0000-0000-000000000000"
+	MaxID = "ffffffff-ffff-ffff-ffff-ffffffffffff"
+)
+
+// DecodeCursor returns the id a cursor was made from, first for the empty
+// cursor (the first page: MinID or MaxID, after the order of the list), and
+// EInvalid for anything that EncodeCursor did not make.
+func DecodeCursor(cursor, first string) (string, error) {
 	if cursor == "" {
-		return "", nil
+		return first, nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
 	if err != nil {

@@ -73,7 +73,7 @@ func (s *Store) InsertAudit(ctx context.Context, e *novacron.AuditEntry) error {
 // first.
 func (s *Store) ListAudit(ctx context.Context, scope novacron.Scope, f novacron.AuditFilter) ([]*novacron.AuditEntry, string, error) {
 	limit := store.Limit(f.Page)
-	before, err := store.DecodeCursor(f.Cursor)
+	before, err := store.DecodeCursor(f.Cursor, store.MaxID)
 	if err != nil {
 		return nil, "", err
 	}
@@ -85,7 +85,7 @@ func (s *Store) ListAudit(ctx context.Context, scope novacron.Scope, f novacron.
 	if !ok {
 		return nil, "", nil
 	}
-	from, to := "", ""
+	var from, to any
 	if !f.From.IsZero() {
 		from = timeText(f.From)
 	}
@@ -93,12 +93,12 @@ func (s *Store) ListAudit(ctx context.Context, scope novacron.Scope, f novacron.
 		to = timeText(f.To)
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit_logs
-		WHERE (? = '' OR tenant_id = ?) AND (? = '' OR user_id = ?)
-		  AND (? = '' OR action = ?) AND (? = '' OR resource = ?)
-		  AND (? = '' OR ts >= ?) AND (? = '' OR ts < ?)
-		  AND (? = '' OR id < ?)
-		ORDER BY id DESC LIMIT ?`,
-		st, st, user, user, f.Action, f.Action, f.Resource, f.Resource, from, from, to, to, before, before, limit+1)
+		WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR user_id = ?2)
+		  AND (?3 IS NULL OR action = ?3) AND (?4 IS NULL OR resource = ?4)
+		  AND (?5 IS NULL OR ts >= ?5) AND (?6 IS NULL OR ts < ?6)
+		  AND id < ?7
+		ORDER BY id DESC LIMIT ?8`,
+		nullText(st), nullText(user), nullText(f.Action), nullText(f.Resource), from, to, before, limit+1)
 	if err != nil {
 		return nil, "", wrap("list audit", err)
 	}

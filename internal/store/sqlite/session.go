@@ -93,7 +93,7 @@ func (s *Store) GetSessionByTokenHash(ctx context.Context, hash string) (*novacr
 // kind when kind is ""), newest first.
 func (s *Store) ListSessions(ctx context.Context, userID string, kind novacron.SessionKind, page novacron.Page) ([]*novacron.Session, string, error) {
 	limit := store.Limit(page)
-	before, err := store.DecodeCursor(page.Cursor)
+	before, err := store.DecodeCursor(page.Cursor, store.MaxID)
 	if err != nil {
 		return nil, "", err
 	}
@@ -102,9 +102,9 @@ func (s *Store) ListSessions(ctx context.Context, userID string, kind novacron.S
 		return nil, "", nil
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
-		WHERE user_id = ? AND (? = '' OR kind = ?) AND revoked_at IS NULL AND expires_at > ?
-		  AND (? = '' OR id < ?)
-		ORDER BY id DESC LIMIT ?`, user, kind, kind, timeText(s.now()), before, before, limit+1)
+		WHERE user_id = ?1 AND (?2 IS NULL OR kind = ?2) AND revoked_at IS NULL AND expires_at > ?3
+		  AND id < ?4
+		ORDER BY id DESC LIMIT ?5`, user, nullText(string(kind)), timeText(s.now()), before, limit+1)
 	if err != nil {
 		return nil, "", wrap("list sessions", err)
 	}
@@ -158,6 +158,6 @@ func (s *Store) RevokeUserSessions(ctx context.Context, userID string) (int64, e
 // PruneSessions deletes the sessions that expired or were revoked before t.
 func (s *Store) PruneSessions(ctx context.Context, before time.Time) (int64, error) {
 	t := timeText(before)
-	n, err := rowsAffected(s.write.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at < ? OR revoked_at < ?`, t, t))
+	n, err := rowsAffected(s.write.ExecContext(ctx, `DELETE FROM sessions WHERE expires_at < ?1 OR revoked_at < ?1`, t))
 	return n, wrap("prune sessions", err)
 }

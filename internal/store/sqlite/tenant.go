@@ -78,7 +78,7 @@ func (s *Store) GetTenantByName(ctx context.Context, name string) (*novacron.Ten
 // ListTenants lists tenants in id (creation) order.
 func (s *Store) ListTenants(ctx context.Context, scope novacron.Scope, page novacron.Page) ([]*novacron.Tenant, string, error) {
 	limit := store.Limit(page)
-	after, err := store.DecodeCursor(page.Cursor)
+	after, err := store.DecodeCursor(page.Cursor, store.MinID)
 	if err != nil {
 		return nil, "", err
 	}
@@ -87,8 +87,8 @@ func (s *Store) ListTenants(ctx context.Context, scope novacron.Scope, page nova
 		return nil, "", nil
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT `+tenantColumns+` FROM tenants
-		WHERE (? = '' OR id = ?) AND id > ?
-		ORDER BY id LIMIT ?`, st, st, after, limit+1)
+		WHERE (?1 IS NULL OR id = ?1) AND id > ?2
+		ORDER BY id LIMIT ?3`, nullText(st), after, limit+1)
 	if err != nil {
 		return nil, "", wrap("list tenants", err)
 	}

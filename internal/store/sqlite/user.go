@@ -61,7 +61,7 @@ func (s *Store) GetUser(ctx context.Context, scope novacron.Scope, id string) (*
 		return nil, store.NotFound("user")
 	}
 	u, err := scanUser(s.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users
-		WHERE id = ? AND (? = '' OR tenant_id = ?)`, id, st, st))
+		WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2)`, id, nullText(st)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.NotFound("user")
 	}
@@ -81,7 +81,7 @@ func (s *Store) GetUserByUsername(ctx context.Context, username string) (*novacr
 // order.
 func (s *Store) ListUsers(ctx context.Context, scope novacron.Scope, f novacron.UserFilter) ([]*novacron.User, string, error) {
 	limit := store.Limit(f.Page)
-	after, err := store.DecodeCursor(f.Cursor)
+	after, err := store.DecodeCursor(f.Cursor, store.MinID)
 	if err != nil {
 		return nil, "", err
 	}
@@ -90,8 +90,9 @@ func (s *Store) ListUsers(ctx context.Context, scope novacron.Scope, f novacron.
 		return nil, "", nil
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT `+userColumns+` FROM users
-		WHERE (? = '' OR tenant_id = ?) AND (? = '' OR role = ?) AND (? = '' OR username = ?) AND id > ?
-		ORDER BY id LIMIT ?`, st, st, f.Role, f.Role, f.Username, f.Username, after, limit+1)
+		WHERE (?1 IS NULL OR tenant_id = ?1) AND (?2 IS NULL OR role = ?2) AND (?3 IS NULL OR username = ?3)
+		  AND id > ?4
+		ORDER BY id LIMIT ?5`, nullText(st), nullText(string(f.Role)), nullText(f.Username), after, limit+1)
 	if err != nil {
 		return nil, "", wrap("list users", err)
 	}
@@ -136,9 +137,9 @@ func (s *Store) UpdateUser(ctx context.Context, scope novacron.Scope, u *novacro
 	}
 	now := store.Time(s.now())
 	got, err := scanUser(s.write.QueryRowContext(ctx, `UPDATE users
-		SET email = ?, role = ?, tenant_id = ?, password_hash = ?, updated_at = ?
-		WHERE id = ? AND (? = '' OR tenant_id = ?)
-		RETURNING `+userColumns, u.Email, u.Role, tenant, u.PasswordHash, timeText(now), id, st, st))
+		SET email = ?1, role = ?2, tenant_id = ?3, password_hash = ?4, updated_at = ?5
+		WHERE id = ?6 AND (?7 IS NULL OR tenant_id = ?7)
+		RETURNING `+userColumns, u.Email, u.Role, tenant, u.PasswordHash, timeText(now), id, nullText(st)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.NotFound("user")
 	}
@@ -160,7 +161,7 @@ func (s *Store) DeleteUser(ctx context.Context, scope novacron.Scope, id string)
 	if !ok || !sok {
 		return store.NotFound("user")
 	}
-	n, err := rowsAffected(s.write.ExecContext(ctx, `DELETE FROM users WHERE id = ? AND (? = '' OR tenant_id = ?)`, id, st, st))
+	n, err := rowsAffected(s.write.ExecContext(ctx, `DELETE FROM users WHERE id = ?1 AND (?2 IS NULL OR tenant_id = ?2)`, id, nullText(st)))
 	if err != nil {
 		return wrap("delete user", err)
 	}

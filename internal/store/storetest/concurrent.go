@@ -40,6 +40,26 @@ func testConcurrentWriters(t *testing.T, s novacron.Store) {
 				if err := s.RevokeSession(c, u.ID, sess.ID); err != nil {
 					return fmt.Errorf("RevokeSession: %w", err)
 				}
+				// Read-modify-write transactions: on SQLite a deferred
+				// transaction that reads and then writes fails with
+				// SQLITE_BUSY here, whatever the busy timeout.
+				own := &novacron.Tenant{Name: fmt.Sprintf("tenant%02d", i)}
+				if err := s.CreateTenant(c, own); err != nil {
+					return fmt.Errorf("CreateTenant: %w", err)
+				}
+				for q := range 3 {
+					shared := &novacron.Tenant{ID: tn.ID, Name: tn.Name, Quotas: novacron.Quotas{VMs: ptr(int64(q))}}
+					if err := s.UpdateTenant(c, shared); err != nil {
+						return fmt.Errorf("UpdateTenant: %w", err)
+					}
+					own.Quotas.VMs = ptr(int64(q))
+					if err := s.UpdateTenant(c, own); err != nil {
+						return fmt.Errorf("UpdateTenant: %w", err)
+					}
+				}
+				if err := s.DeleteTenant(c, own.ID); err != nil {
+					return fmt.Errorf("DeleteTenant: %w", err)
+				}
 				u.Email = "changed@example.com"
 				if err := s.UpdateUser(c, novacron.TenantScope(tn.ID), u); err != nil {
 					return fmt.Errorf("UpdateUser: %w", err)
@@ -54,6 +74,11 @@ func testConcurrentWriters(t *testing.T, s novacron.Store) {
 		if err != nil {
 			t.Error(err)
 		}
+	}
+	tenants, _, err := s.ListTenants(c, novacron.AllTenants, novacron.Page{})
+	noErr(t, err, "ListTenants")
+	if len(tenants) != 1 || tenants[0].Quotas.VMs == nil || *tenants[0].Quotas.VMs != 2 {
+		t.Errorf("tenants after concurrent updates: %+v", deref(tenants))
 	}
 	count, err := s.CountUsers(c)
 	noErr(t, err, "CountUsers")
