@@ -169,18 +169,17 @@ func (s *Service) NewToken(ctx context.Context, a *novacron.Actor, name string, 
 }
 
 // SetPassword hashes and stores a new password for a user and revokes every
-// session of the user.
-func (s *Service) SetPassword(ctx context.Context, scope novacron.Scope, u *novacron.User, password string) error {
+// session and token of the user. It returns how many it revoked.
+func SetPassword(ctx context.Context, store novacron.Store, scope novacron.Scope, u *novacron.User, password string) (int64, error) {
 	h, err := HashPassword(password)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	u.PasswordHash = h
-	if err := s.store.UpdateUser(ctx, scope, u); err != nil {
-		return err
+	if err := store.UpdateUser(ctx, scope, u); err != nil {
+		return 0, err
 	}
-	_, err = s.store.RevokeUserSessions(ctx, u.ID)
-	return err
+	return store.RevokeUserSessions(ctx, u.ID)
 }
 
 // Bootstrap makes sure the default tenant exists and, when there is no user

@@ -1,21 +1,147 @@
 package cli
 
 import (
-	"errors"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
 
+	"github.com/novacron/novacron/internal/server"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
-// newServerCmd is a placeholder for `novacron server`, which runs the
-// control plane; the real command replaces this file.
-func newServerCmd(_ *env) *cobra.Command {
-	return &cobra.Command{
-		Use:    "server",
-		Short:  "Run the control plane (not implemented yet)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("server: not implemented")
+// serverFlags are the flags shared by `server` and the `admin` commands that
+// open the server's database.
+type serverFlags struct {
+	dataDir    string
+	db         string
+	dbMaxConns int32
+}
+
+func (f *serverFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "./novacron-data", "directory of the SQLite database, secrets and local state")
+	cmd.Flags().StringVar(&f.db, "db", "", "database: empty for SQLite in the data directory, postgres://… for PostgreSQL, or sqlite:PATH (env also NOVACRON_DB_URL, DB_URL)")
+	cmd.Flags().Int32Var(&f.dbMaxConns, "db-max-conns", 25, "PostgreSQL connection pool size")
+	aliasEnv(cmd, "db", "NOVACRON_DB_URL", "DB_URL")
+}
+
+func newLogger(e *env, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level: %v", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, opts)), nil
+	}
+	return nil, usagef("--log-format must be json or text")
+}
+
+func newServerCmd(e *env) *cobra.Command {
+	var (
+		sf                  serverFlags
+		cfg                 server.Config
+		secretFile          string
+		cors, proxies       []string
+		logLevel, logFormat string
+		shutdownTimeout     time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run the control plane (all-in-one with no flags: SQLite in ./novacron-data, API on 127.0.0.1:8090)",
+		Long: `Run the NovaCron control plane: the REST API, authentication, the audit log
+and the database. With no flags it keeps everything in ./novacron-data (SQLite)
+and listens on 127.0.0.1:8090. On first start it creates the tenant "default"
+and the user "admin", with the password from NOVACRON_ADMIN_PASSWORD or a
+generated one, written to DATA_DIR/admin-password (0600) and shown on the
+terminal, never in the log.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(e, logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.DataDir, cfg.DB, cfg.DBMaxConns = sf.dataDir, sf.db, sf.dbMaxConns
+			if secretFile != "" {
+				if cfg.AuthSecret != "" {
+					return usagef("--auth-secret and --auth-secret-file exclude each other")
+				}
+				b, err := os.ReadFile(secretFile)
+				if err != nil {
+					return usagef("--auth-secret-file: %v", err)
+				}
+				cfg.AuthSecret = strings.TrimSpace(string(b))
+			}
+			cfg.CORSOrigins = cors
+			for _, p := range proxies {
+				pfx, err := parsePrefix(p)
+				if err != nil {
+					return usagef("--trusted-proxies: %v", err)
+				}
+				cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
+			}
+			cfg.AdminPassword = e.getenv("NOVACRON_ADMIN_PASSWORD")
+			cfg.Logger = log
+			if f, ok := e.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				cfg.Terminal = e.stdout
+			}
+			srv, err := server.Open(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			if cfg.Terminal != nil {
+				fmt.Fprintf(e.stdout, "NovaCron is serving on %s\n", srv.URL())
+			}
+			<-cmd.Context().Done()
+			log.Info("shutting down", "timeout", shutdownTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			if err := srv.Close(ctx); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			log.Info("stopped")
+			return nil
 		},
 	}
+	fl := cmd.Flags()
+	sf.add(cmd)
+	fl.StringVar(&cfg.Listen, "listen", "127.0.0.1:8090", "address of the API")
+	fl.StringVar(&cfg.TLSCert, "tls-cert", "", "serve HTTPS with this certificate `file` (PEM)")
+	fl.StringVar(&cfg.TLSKey, "tls-key", "", "private key `file` of --tls-cert (PEM)")
+	fl.StringVar(&cfg.AuthSecret, "auth-secret", "", "JWT signing secret, at least 32 bytes; generated into the data directory when unset; replicas must share it (env also AUTH_SECRET)")
+	aliasEnv(cmd, "auth-secret", "AUTH_SECRET")
+	fl.StringVar(&secretFile, "auth-secret-file", "", "read the JWT signing secret from this `file`")
+	fl.DurationVar(&cfg.SessionTTL, "session-ttl", 12*time.Hour, "lifetime of a login session")
+	fl.BoolVar(&cfg.AllowRegistration, "allow-registration", false, "let anyone register an account (role user, tenant default)")
+	fl.StringSliceVar(&cors, "cors-origins", nil, "browser origins allowed to call the API (comma-separated; none by default)")
+	fl.StringSliceVar(&proxies, "trusted-proxies", nil, "addresses or CIDRs of proxies whose X-Forwarded-For is believed")
+	fl.Float64Var(&cfg.RateLimitIP, "rate-limit-ip", 100, "requests per second per client address (burst twice that; 0: no limit)")
+	fl.Float64Var(&cfg.RateLimitUser, "rate-limit-user", 50, "requests per second per user (burst twice that; 0: no limit)")
+	fl.StringVar(&cfg.MetricsToken, "metrics-token", "", "bearer token that may read /metrics besides admins")
+	fl.BoolVar(&cfg.MetricsPublic, "metrics-public", false, "serve /metrics without authentication")
+	fl.DurationVar(&cfg.AuditRetention, "audit-retention", 90*24*time.Hour, "how long audit entries are kept")
+	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fl.StringVar(&logFormat, "log-format", "json", "json or text")
+	fl.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may finish after SIGTERM")
+	return cmd
+}
+
+// parsePrefix reads a CIDR or a single address.
+func parsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		return netip.ParsePrefix(s)
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -133,7 +133,10 @@ func (a *API) updateUser(r *http.Request) (any, error) {
 		u.TenantID = *req.TenantID
 	}
 	if req.Password != nil {
-		err = a.passwordWork(r.Context(), func() error { return a.auth.SetPassword(r.Context(), scope, u, *req.Password) })
+		err = a.passwordWork(r.Context(), func() error {
+			_, err := auth.SetPassword(r.Context(), a.store, scope, u, *req.Password)
+			return err
+		})
 	} else {
 		err = a.store.UpdateUser(r.Context(), scope, u)
 	}

@@ -1,0 +1,338 @@
+// Package server is the composition root of the NovaCron control plane: it
+// opens the store, loads the secrets, creates the first admin, builds the
+// API and serves it. Nothing else wires components together.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/api"
+	"github.com/novacron/novacron/internal/auth"
+	"github.com/novacron/novacron/internal/httpapi"
+	"github.com/novacron/novacron/internal/store/postgres"
+	"github.com/novacron/novacron/internal/store/sqlite"
+)
+
+// Version is the version of this build, set by the linker.
+var Version = "dev"
+
+// Config is the control plane's configuration, parsed once by the CLI.
+type Config struct {
+	DataDir string
+	// DB is empty for SQLite in DataDir, a postgres:// URL, or sqlite:PATH.
+	DB            string
+	DBMaxConns    int32
+	Listen        string
+	TLSCert       string
+	TLSKey        string
+	AuthSecret    string
+	SessionTTL    time.Duration
+	AdminPassword string
+
+	AllowRegistration bool
+	CORSOrigins       []string
+	TrustedProxies    []netip.Prefix
+	RateLimitIP       float64
+	RateLimitUser     float64
+	MetricsToken      string
+	MetricsPublic     bool
+	AuditRetention    time.Duration
+	// PruneInterval is how often retention runs (default 1h).
+	PruneInterval time.Duration
+
+	Logger *slog.Logger
+	// Terminal, when set, is where a generated admin password is shown. It
+	// is never the log.
+	Terminal io.Writer
+}
+
+// Server is a running control plane.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	store novacron.Store
+	api   *httpapi.API
+	http  *http.Server
+	ln    net.Listener
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Open starts a control plane: on return it is serving on Addr.
+func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "novacron-data"
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:8090"
+	}
+	if cfg.AuditRetention <= 0 {
+		cfg.AuditRetention = 90 * 24 * time.Hour
+	}
+	if cfg.PruneInterval <= 0 {
+		cfg.PruneInterval = time.Hour
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	defer func() {
+		if err != nil && s.store != nil {
+			s.store.Close()
+		}
+	}()
+
+	if s.store, err = openStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	secret, err := s.authSecret(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	authn, err := auth.NewService(s.store, auth.Config{Secret: secret, SessionTTL: cfg.SessionTTL}, cfg.Logger.With("component", "auth"))
+	if err != nil {
+		return nil, err
+	}
+	s.api = httpapi.New(httpapi.Config{
+		Version:           Version,
+		AllowRegistration: cfg.AllowRegistration,
+		CORSOrigins:       cfg.CORSOrigins,
+		TrustedProxies:    cfg.TrustedProxies,
+		RateLimitIP:       cfg.RateLimitIP,
+		RateLimitUser:     cfg.RateLimitUser,
+		MetricsToken:      cfg.MetricsToken,
+		MetricsPublic:     cfg.MetricsPublic,
+		TLS:               cfg.TLSCert != "",
+		Features:          []string{"auth", "tenants", "audit"},
+		OpenAPI:           api.OpenAPI,
+	}, s.store, authn, cfg.Logger.With("component", "http"))
+
+	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.http = &http.Server{
+		Handler:           s.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			s.ln.Close()
+			return nil, fmt.Errorf("TLS certificate: %w", err)
+		}
+		s.http.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		s.ln = tls.NewListener(s.ln, s.http.TLSConfig)
+	}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serve", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.retention()
+	}()
+	s.log.Info("novacron server started", "listen", s.ln.Addr().String(), "tls", cfg.TLSCert != "",
+		"database", storeKind(cfg.DB), "data_dir", cfg.DataDir, "version", Version)
+	return s, nil
+}
+
+func storeKind(db string) string {
+	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+func openStore(ctx context.Context, cfg Config) (novacron.Store, error) {
+	var (
+		st  novacron.Store
+		err error
+	)
+	switch {
+	case cfg.DB == "":
+		st, err = sqlite.Open(ctx, filepath.Join(cfg.DataDir, "novacron.db"))
+	case storeKind(cfg.DB) == "postgres":
+		st, err = postgres.Open(ctx, cfg.DB, cfg.DBMaxConns)
+	case strings.HasPrefix(cfg.DB, "sqlite:"):
+		st, err = sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(cfg.DB, "sqlite:"), "//"))
+	default:
+		return nil, errors.New("--db must be a postgres:// URL or sqlite:PATH")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// authSecret returns the JWT signing secret: from the configuration, or
+// generated into the data directory. Its fingerprint is recorded in the
+// database so that replicas with different secrets refuse to start.
+func (s *Server) authSecret(ctx context.Context) ([]byte, error) {
+	secret := []byte(s.cfg.AuthSecret)
+	if len(secret) == 0 {
+		p := filepath.Join(s.cfg.DataDir, "jwt-secret")
+		b, err := os.ReadFile(p)
+		switch {
+		case err == nil:
+			secret = []byte(strings.TrimSpace(string(b)))
+		case errors.Is(err, os.ErrNotExist):
+			var raw [32]byte
+			if _, err := rand.Read(raw[:]); err != nil {
+				return nil, err
+			}
+			secret = []byte(hex.EncodeToString(raw[:]))
+			if err := writeSecretFile(p, secret); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, fmt.Errorf("read JWT secret: %w", err)
+		}
+	}
+	if len(secret) < auth.MinSecretLen {
+		return nil, fmt.Errorf("the auth secret must be at least %d bytes", auth.MinSecretLen)
+	}
+	sum := sha256.Sum256(secret)
+	fp := hex.EncodeToString(sum[:])
+	stored, err := s.store.SetSettingIfAbsent(ctx, "auth_secret_sha256", fp)
+	if err != nil {
+		return nil, fmt.Errorf("record secret fingerprint: %w", err)
+	}
+	if stored != fp {
+		return nil, errors.New("the auth secret differs from the one this database was first used with; every replica must use the same --auth-secret")
+	}
+	return secret, nil
+}
+
+func writeSecretFile(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
+	}
+	_, err = f.Write(append(data, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// bootstrap creates the default tenant and the first admin. A generated
+// password goes to a 0600 file and to the terminal, never to the log.
+func (s *Server) bootstrap(ctx context.Context) error {
+	pw, err := auth.Bootstrap(ctx, s.store, s.cfg.AdminPassword)
+	if err != nil || pw == "" {
+		return err
+	}
+	if s.cfg.AdminPassword != "" {
+		s.log.Info("created the first admin with the password from NOVACRON_ADMIN_PASSWORD", "user", "admin")
+		return nil
+	}
+	p := filepath.Join(s.cfg.DataDir, "admin-password")
+	_ = os.Remove(p)
+	if err := writeSecretFile(p, []byte(pw)); err != nil {
+		return err
+	}
+	s.log.Info("created the first admin with a generated password", "user", "admin", "password_file", p)
+	if s.cfg.Terminal != nil {
+		fmt.Fprintf(s.cfg.Terminal, "\nNovaCron created the first admin.\n  user:     admin\n  password: %s\n(also in %s, readable by this user only)\n\n", pw, p)
+	}
+	return nil
+}
+
+// retention prunes old audit entries and dead sessions, now and then every
+// PruneInterval.
+func (s *Server) retention() {
+	t := time.NewTicker(s.cfg.PruneInterval)
+	defer t.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		now := time.Now()
+		if n, err := s.store.PruneAudit(ctx, now.Add(-s.cfg.AuditRetention)); err != nil {
+			s.log.Error("prune audit log", "err", err)
+		} else if n > 0 {
+			s.log.Info("pruned audit log", "entries", n)
+		}
+		if _, err := s.store.PruneSessions(ctx, now.Add(-24*time.Hour)); err != nil {
+			s.log.Error("prune sessions", "err", err)
+		}
+		cancel()
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Addr is the address the API listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// URL is the base URL of the API.
+func (s *Server) URL() string {
+	if s.cfg.TLSCert != "" {
+		return "https://" + s.Addr()
+	}
+	return "http://" + s.Addr()
+}
+
+// Config returns the configuration the server runs with.
+func (s *Server) Config() Config { return s.cfg }
+
+// Store returns the server's store, for tests and admin commands.
+func (s *Server) Store() novacron.Store { return s.store }
+
+// API returns the server's API.
+func (s *Server) API() *httpapi.API { return s.api }
+
+// Close stops accepting requests, lets those in flight finish until ctx
+// ends, stops the background loops and closes the store.
+func (s *Server) Close(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	close(s.stop)
+	s.wg.Wait()
+	if cerr := s.store.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// OpenStore opens the configured store without serving, for admin commands.
+func OpenStore(ctx context.Context, cfg Config) (novacron.Store, error) {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "novacron-data"
+	}
+	return openStore(ctx, cfg)
+}
