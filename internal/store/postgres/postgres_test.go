@@ -2,7 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/store/postgres"
@@ -10,12 +14,136 @@ import (
 	"github.com/novacron/novacron/internal/testenv"
 )
 
+func open(t *testing.T, url string) *postgres.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), url, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func TestStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) novacron.Store {
-		s, err := postgres.Open(context.Background(), testenv.PostgresURL(t), 0)
+	storetest.Run(t, func(t *testing.T) novacron.Store { return open(t, testenv.PostgresURL(t)) })
+}
+
+// rawConn connects to the database beside the store.
+func rawConn(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func names(c *pgx.Conn, q string) func() ([]string, error) {
+	return func() ([]string, error) {
+		rows, err := c.Query(context.Background(), q)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		return s
+		return pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+}
+
+func TestSchema(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	s := open(t, url)
+	defer s.Close()
+	c := rawConn(t, url)
+	ctx := context.Background()
+	storetest.RunSchema(t, storetest.DB{
+		Exec: func(q string) error { _, err := c.Exec(ctx, q); return err },
+		Count: func(q string) (n int, err error) {
+			err = c.QueryRow(ctx, q).Scan(&n)
+			return n, err
+		},
+		Tables:  names(c, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`),
+		Indexes: names(c, `SELECT indexname FROM pg_indexes WHERE schemaname = 'public'`),
+		Blob:    `'\x00'::bytea`,
 	})
+	// The native types of the design.
+	for _, col := range []struct{ table, column, typ string }{
+		{"tenants", "id", "uuid"}, {"tenants", "quotas", "jsonb"}, {"tenants", "created_at", "timestamp with time zone"},
+		{"users", "tenant_id", "uuid"}, {"sessions", "revoked_at", "timestamp with time zone"},
+		{"audit_logs", "user_id", "uuid"}, {"vms", "config", "jsonb"}, {"vm_metrics", "data", "bytea"},
+	} {
+		var typ string
+		err := c.QueryRow(ctx, `SELECT data_type FROM information_schema.columns
+			WHERE table_schema = 'public' AND table_name = $1 AND column_name = $2`, col.table, col.column).Scan(&typ)
+		if err != nil || typ != col.typ {
+			t.Errorf("%s.%s has type %q (%v), want %q", col.table, col.column, typ, err, col.typ)
+		}
+	}
+}
+
+// TestReopen opens the same database again: the migrations are not
+// applied twice and the data is kept.
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresURL(t)
+	s := open(t, url)
+	tn := &novacron.Tenant{Name: "acme"}
+	if err := s.CreateTenant(ctx, tn); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, url)
+	defer s.Close()
+	if _, err := s.GetTenant(ctx, novacron.AllTenants, tn.ID); err != nil {
+		t.Fatalf("tenant lost on reopen: %v", err)
+	}
+	var n, v int
+	if err := rawConn(t, url).QueryRow(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || v != 1 {
+		t.Errorf("schema_migrations has %d rows up to version %d, want 1 and 1", n, v)
+	}
+}
+
+// TestConcurrentOpen starts several replicas on one new database at once:
+// the advisory lock makes them take turns at the migrations.
+func TestConcurrentOpen(t *testing.T) {
+	url := testenv.PostgresURL(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := postgres.Open(context.Background(), url, 2)
+			if err == nil {
+				err = s.Ping(context.Background())
+				s.Close()
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	var n int
+	if err := rawConn(t, url).QueryRow(context.Background(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("schema_migrations has %d rows, want 1", n)
+	}
+}
+
+func TestOpenBadURL(t *testing.T) {
+	_, err := postgres.Open(context.Background(), "postgres://user:secret@[::1", 0)
+	if err == nil {
+		t.Fatal("Open of a malformed url succeeded")
+	}
+	if got := err.Error(); strings.Contains(got, "secret") {
+		t.Errorf("error %q leaks the password", got)
+	}
 }
