@@ -157,3 +157,54 @@ func testConcurrentReadWrite(t *testing.T, s novacron.Store) {
 		t.Errorf("%d audit entries, want %d", len(got), want)
 	}
 }
+
+// testConcurrentBurst is the shape of the API under a 1000-connection
+// benchmark: every request authenticates (a read) and is audited (a write).
+func testConcurrentBurst(t *testing.T, s novacron.Store) {
+	c := ctx(t)
+	tn := mustTenant(t, s, "acme")
+	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)
+	sess := mustSession(t, s, u.ID, novacron.SessionToken, "burst", time.Now().Add(time.Hour))
+	const n = 1000
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- func() error {
+				got, err := s.GetSessionByTokenHash(c, "burst")
+				if err != nil {
+					return fmt.Errorf("GetSessionByTokenHash: %w", err)
+				}
+				if got.ID != sess.ID {
+					return fmt.Errorf("GetSessionByTokenHash = %s, want %s", got.ID, sess.ID)
+				}
+				e := &novacron.AuditEntry{UserID: u.ID, TenantID: tn.ID, Action: "burst", ResourceID: fmt.Sprint(i), Success: true}
+				if err := s.InsertAudit(c, e); err != nil {
+					return fmt.Errorf("InsertAudit: %w", err)
+				}
+				return nil
+			}()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	failed := 0
+	for err := range errs {
+		if err != nil {
+			if failed++; failed <= 5 {
+				t.Error(err)
+			}
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d requests failed", failed, n)
+	}
+	got := collect(t, 500, 2, func(cursor string) ([]*novacron.AuditEntry, string, error) {
+		return s.ListAudit(c, novacron.TenantScope(tn.ID), novacron.AuditFilter{Action: "burst", Page: novacron.Page{Limit: 500, Cursor: cursor}})
+	}, auditID)
+	if len(got) != n {
+		t.Errorf("%d audit entries, want %d", len(got), n)
+	}
+}

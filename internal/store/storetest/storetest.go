@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) novacron.Store) {
 		{"Setting/Concurrent", testSettingConcurrent},
 		{"Concurrent/Writers", testConcurrentWriters},
 		{"Concurrent/ReadWrite", testConcurrentReadWrite},
+		{"Concurrent/Burst", testConcurrentBurst},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
