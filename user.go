@@ -119,14 +119,15 @@ type Page struct {
 	Cursor string
 }
 
-// UserFilter selects users.
+// UserFilter selects users. Role and Username, when set, match exactly.
 type UserFilter struct {
 	Page
 	Role     Role
 	Username string
 }
 
-// AuditFilter selects audit entries.
+// AuditFilter selects audit entries. Zero fields do not filter; UserID,
+// Action and Resource match exactly; From is inclusive and To exclusive.
 type AuditFilter struct {
 	Page
 	UserID   string
@@ -156,21 +157,26 @@ type Store interface {
 	// DeleteTenant fails with EConflict while the tenant still owns users or resources.
 	DeleteTenant(ctx context.Context, id string) error
 
+	// CreateUser is EInvalid for a bad role or a missing tenant and
+	// EConflict for a taken username.
 	CreateUser(ctx context.Context, u *User) error
 	GetUser(ctx context.Context, scope Scope, id string) (*User, error)
 	// GetUserByUsername is unscoped: it serves login.
 	GetUserByUsername(ctx context.Context, username string) (*User, error)
 	ListUsers(ctx context.Context, scope Scope, f UserFilter) ([]*User, string, error)
-	// UpdateUser writes Email, Role, TenantID and PasswordHash.
+	// UpdateUser writes Email, Role, TenantID and PasswordHash and reloads u
+	// from the row. A tenant scope cannot move a user out (EForbidden).
 	UpdateUser(ctx context.Context, scope Scope, u *User) error
 	// DeleteUser deletes the user and every session of the user.
 	DeleteUser(ctx context.Context, scope Scope, id string) error
 	CountUsers(ctx context.Context) (int, error)
 
+	// CreateSession is ENotFound when the user does not exist.
 	CreateSession(ctx context.Context, s *Session) error
 	GetSession(ctx context.Context, id string) (*Session, error)
 	GetSessionByTokenHash(ctx context.Context, hash string) (*Session, error)
-	// ListSessions lists a user's sessions of one kind, newest first.
+	// ListSessions lists a user's sessions of one kind (every kind for ""),
+	// newest first, leaving out revoked and expired ones.
 	ListSessions(ctx context.Context, userID string, kind SessionKind, page Page) ([]*Session, string, error)
 	// RevokeSession revokes one session of the user; ENotFound when the user has no such session.
 	RevokeSession(ctx context.Context, userID, id string) error
@@ -180,7 +186,7 @@ type Store interface {
 	PruneSessions(ctx context.Context, before time.Time) (int64, error)
 
 	InsertAudit(ctx context.Context, e *AuditEntry) error
-	// ListAudit lists entries newest first.
+	// ListAudit lists entries newest first. A malformed UserID is EInvalid.
 	ListAudit(ctx context.Context, scope Scope, f AuditFilter) ([]*AuditEntry, string, error)
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 
