@@ -1,0 +1,108 @@
+// Package driver defines what the node agent asks of a guest driver: a small
+// core interface every driver implements, and optional capabilities (pause,
+// logs) discovered by type assertion and declared in Capabilities.
+package driver
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Spec is what a driver needs to create and run one guest. Nothing in it is
+// a path: drivers keep every file under their own directory, named by ID.
+type Spec struct {
+	// ID is the VM's id (a UUID); drivers name files and cgroups after it.
+	ID       string
+	Name     string
+	CPUs     int
+	MemoryMB int
+	DiskGB   int
+	// Config is the VM's driver config, already accepted by ValidateConfig.
+	Config json.RawMessage
+	// UID and GID are the unprivileged ids the guest runs as, unique to it.
+	UID, GID int
+}
+
+// GuestState is what a driver sees a guest doing.
+type GuestState string
+
+// Guest states.
+const (
+	// GuestRunning: the guest runs.
+	GuestRunning GuestState = "running"
+	// GuestPaused: the guest is frozen.
+	GuestPaused GuestState = "paused"
+	// GuestExited: the guest was started and has ended; ExitCode says how.
+	GuestExited GuestState = "exited"
+	// GuestCreated: the guest exists but was never started (or was reset).
+	GuestCreated GuestState = "created"
+)
+
+// Status is a guest's state as its driver sees it.
+type Status struct {
+	State GuestState `json:"state"`
+	// PID is the guest's main process while it runs.
+	PID int `json:"pid,omitempty"`
+	// ExitCode is set once an exited guest's status is known: its exit
+	// status, or 128+signal when a signal killed it.
+	ExitCode *int `json:"exit_code,omitempty"`
+	// Reason says in words why the guest exited ("exited with code 3",
+	// "killed by signal 9", "out of memory").
+	Reason    string    `json:"reason,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	ExitedAt  time.Time `json:"exited_at,omitzero"`
+}
+
+// Capabilities declares what a driver supports beyond the core.
+type Capabilities struct {
+	Pause bool `json:"pause"`
+	Logs  bool `json:"logs"`
+}
+
+// Driver runs guests of one kind on this node. Methods are safe for
+// concurrent use on different guests; the agent serialises calls on one
+// guest. Errors are coded with the novacron error vocabulary: ENotFound for
+// an unknown guest, EInvalidState for an action the guest's state forbids,
+// EInvalid for a config ValidateConfig rejects; anything else is a failure
+// of the node (operation_failed).
+type Driver interface {
+	// Name is the driver's name as VMs carry it ("process").
+	Name() string
+	Capabilities() Capabilities
+	// ValidateConfig strictly checks a VM's driver config: unknown fields
+	// and out-of-range values are EInvalid errors naming the field
+	// ("config.command").
+	ValidateConfig(config json.RawMessage) error
+	// Create prepares a guest without starting it. It is idempotent for the
+	// same spec.
+	Create(ctx context.Context, spec Spec) error
+	// Start starts a created or exited guest and returns once it runs.
+	Start(ctx context.Context, spec Spec) error
+	// Stop asks the guest to end and kills it after timeout (at once when
+	// force). It returns once the guest has exited. Stopping an exited
+	// guest is a no-op.
+	Stop(ctx context.Context, id string, timeout time.Duration, force bool) error
+	// Status reports the guest's state. It works for guests started by an
+	// earlier run of the agent: guests outlive their agent.
+	Status(ctx context.Context, id string) (Status, error)
+	// Delete removes a guest that is not running and everything the driver
+	// kept for it (files, cgroups). Deleting an unknown guest is a no-op.
+	Delete(ctx context.Context, id string) error
+	// List returns the ids of every guest this driver holds on the node,
+	// including ones the control plane may not know.
+	List(ctx context.Context) ([]string, error)
+}
+
+// Pauser is a driver that can freeze and thaw a running guest.
+type Pauser interface {
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
+}
+
+// LogReader is a driver that keeps its guests' output.
+type LogReader interface {
+	// Logs returns at most the last tail lines of the guest's output (all
+	// of the current log when tail <= 0), oldest first.
+	Logs(ctx context.Context, id string, tail int) ([]byte, error)
+}
