@@ -1,8 +1,10 @@
 // Package api is the Go client of the NovaCron REST API and its wire types:
 // what the CLI, the tests and other programs use to talk to a control plane.
-// Domain nouns (users, tenants, audit entries) are the root package's types;
-// this package adds the request and answer shapes around them. A failed call
-// returns an *Error carrying the server's code, message and request id.
+// Domain nouns (users, tenants, audit entries, VMs, operations) are the root
+// package's types; this package adds the request and answer shapes around
+// them. A failed call returns an *Error carrying the server's code, message
+// and request id; an asynchronous call asked to wait whose operation outlasts
+// the wait returns a *StillRunningError (ErrStillRunning).
 package api
 
 import (
@@ -76,7 +78,7 @@ func (c *Client) WithToken(token string) *Client {
 // answer (a 204 leaves it untouched). Answers of 400 and above are returned
 // as *Error. Do serves endpoints that have no method here yet.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, in, out any) error {
-	resp, err := c.send(ctx, method, path, query, in)
+	resp, err := c.send(ctx, method, path, query, in, "application/json")
 	if err != nil {
 		return err
 	}
@@ -96,7 +98,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	return nil
 }
 
-func (c *Client) send(ctx context.Context, method, path string, query url.Values, in any) (*http.Response, error) {
+// send sends one request whose body, when in is not nil, is in encoded as
+// JSON, asking for an answer of the media type accept.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, in any, accept string) (*http.Response, error) {
 	u := c.baseURL + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
@@ -116,7 +120,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Accept", accept)
 	if c.userAgent != "" {
 		req.Header.Set("User-Agent", c.userAgent)
 	}

@@ -33,7 +33,7 @@ func (c *Client) Info(ctx context.Context) (*Info, error) {
 // Health checks the server. A degraded server (503) returns both its report
 // and an unavailable *Error, so callers can show which check failed.
 func (c *Client) Health(ctx context.Context) (*Health, error) {
-	resp, err := c.send(ctx, http.MethodGet, "/health", nil, nil)
+	resp, err := c.send(ctx, http.MethodGet, "/health", nil, nil, "application/json")
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/novacron/novacron"
@@ -134,4 +135,75 @@ type Info struct {
 type Health struct {
 	Status string         `json:"status"`
 	Checks map[string]any `json:"checks,omitempty"`
+}
+
+// CreateVMRequest is the body of POST /api/vm/vms. Config holds the driver's
+// fields (for process and container: {"command": [...], "env": {...},
+// "cwd": "..."}). NodeID places the VM on one node (admin); NodeSelector
+// restricts placement to nodes with these labels. Start starts the VM once
+// created. Zero values are left out and the server's defaults apply.
+type CreateVMRequest struct {
+	Name          string                 `json:"name"`
+	Driver        string                 `json:"driver"`
+	CPUs          int                    `json:"cpus"`
+	MemoryMB      int                    `json:"memory_mb"`
+	DiskGB        int                    `json:"disk_gb,omitempty"`
+	ImageID       string                 `json:"image_id,omitempty"`
+	Config        json.RawMessage        `json:"config,omitempty"`
+	Labels        map[string]string      `json:"labels,omitempty"`
+	NodeID        string                 `json:"node_id,omitempty"`
+	NodeSelector  map[string]string      `json:"node_selector,omitempty"`
+	Start         bool                   `json:"start,omitempty"`
+	RestartPolicy novacron.RestartPolicy `json:"restart_policy,omitempty"`
+	Autostart     *bool                  `json:"autostart,omitempty"`
+}
+
+// UpdateVMRequest is the body of PUT /api/vm/vms/{id}; nil fields are left
+// as they are. Labels replaces every label (a pointer to an empty map
+// removes them all). Changing CPUs or MemoryMB needs a stopped VM.
+type UpdateVMRequest struct {
+	Name          *string                 `json:"name,omitempty"`
+	CPUs          *int                    `json:"cpus,omitempty"`
+	MemoryMB      *int                    `json:"memory_mb,omitempty"`
+	Labels        *map[string]string      `json:"labels,omitempty"`
+	RestartPolicy *novacron.RestartPolicy `json:"restart_policy,omitempty"`
+	Autostart     *bool                   `json:"autostart,omitempty"`
+}
+
+// StopOptions is the body of POST /api/vm/vms/{id}/stop: Force kills the
+// guest at once; otherwise it gets TimeoutS seconds (0: the server's
+// default) to stop before it is killed.
+type StopOptions struct {
+	Force    bool `json:"force,omitempty"`
+	TimeoutS int  `json:"timeout_s,omitempty"`
+}
+
+// VMFilter selects VMs in ListVMs. Empty fields do not filter; a VM must
+// carry every label of Labels.
+type VMFilter struct {
+	State  novacron.VMState
+	NodeID string
+	Driver string
+	Name   string
+	Labels map[string]string
+	Limit  int
+	Cursor string
+}
+
+// OperationFilter selects operations in ListOperations. Empty fields do not
+// filter.
+type OperationFilter struct {
+	VMID   string
+	Status novacron.OpStatus
+	Limit  int
+	Cursor string
+}
+
+// WaitOptions makes an asynchronous call wait for its operation to end
+// (?wait=1), for at most Timeout (?timeout=; 0: the server's default of
+// 60s, and the server allows at most 300s). Without Wait the call answers
+// as soon as the operation has begun.
+type WaitOptions struct {
+	Wait    bool
+	Timeout time.Duration
 }
