@@ -35,6 +35,8 @@ line wins over the environment, which wins over the file.`,
 		newTenantCmd(e),
 		newTokenCmd(e),
 		newAuditCmd(e),
+		newVMCmd(e),
+		newOperationCmd(e),
 		newServerCmd(e),
 		newAdminCmd(e),
 	)
