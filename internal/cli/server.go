@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/novacron/novacron/internal/auth"
 	"github.com/novacron/novacron/internal/server"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -78,6 +79,14 @@ terminal, never in the log.`,
 					return usagef("--auth-secret-file: %v", err)
 				}
 				cfg.AuthSecret = strings.TrimSpace(string(b))
+			}
+			// Refuse a bad configuration as a usage error (exit 2) before
+			// anything is created in the data directory.
+			if cfg.AuthSecret != "" && len(cfg.AuthSecret) < auth.MinSecretLen {
+				return usagef("the auth secret must be at least %d bytes", auth.MinSecretLen)
+			}
+			if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+				return usagef("--tls-cert and --tls-key go together")
 			}
 			cfg.CORSOrigins = cors
 			for _, p := range proxies {
