@@ -24,6 +24,7 @@ func addClientFlags(cmd *cobra.Command) *cobra.Command {
 	pf.String("server", "", "`URL` of the NovaCron server (default: the server of the last login, else "+defaultServer+")")
 	pf.String("token", "", "API token to authenticate with instead of the stored login")
 	pf.VarP(newEnumValue("table", "table", "json"), "output", "o", "output `format`: table or json")
+	markSetting(pf, "server", "token", "output")
 	return cmd
 }
 

@@ -65,11 +65,42 @@ func flagEnvNames(f *pflag.Flag) []string {
 	return append([]string{envName(f.Name)}, f.Annotations[envAliasAnnotation]...)
 }
 
+// settingAnnotation marks a flag as a setting: a flag that may also come
+// from the environment or the config file. Server and admin flags and the
+// client's connection flags are settings; the flags of client verbs
+// (--name, --force, --cpus …) are not, so that NOVACRON_FORCE=true in an
+// environment cannot turn every stop into a kill.
+const settingAnnotation = "novacron.setting"
+
+// markSettings marks every flag cmd has so far as a setting.
+func markSettings(cmd *cobra.Command) *cobra.Command {
+	cmd.Flags().VisitAll(markFlag)
+	cmd.PersistentFlags().VisitAll(markFlag)
+	return cmd
+}
+
+// markSetting marks the named flags of fs as settings.
+func markSetting(fs *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		markFlag(fs.Lookup(n))
+	}
+}
+
+func markFlag(f *pflag.Flag) {
+	if f.Annotations == nil {
+		f.Annotations = map[string][]string{}
+	}
+	f.Annotations[settingAnnotation] = []string{"true"}
+}
+
 // configurable reports whether a flag may come from the environment or the
-// config file. Cobra's own flags may not: NOVACRON_VERSION=1.2 in a
-// deployment's environment must not turn every command into --version.
-func configurable(name string) bool {
-	return name != "help" && name != "version" && name != configFlag
+// config file: only settings, and never cobra's own flags
+// (NOVACRON_VERSION=1.2 must not turn every command into --version).
+func configurable(f *pflag.Flag) bool {
+	if f.Name == "help" || f.Name == "version" || f.Name == configFlag {
+		return false
+	}
+	return len(f.Annotations[settingAnnotation]) > 0
 }
 
 // configure applies the environment and the config file to the flags of
@@ -91,7 +122,7 @@ func (e *env) configure(cmd *cobra.Command) error {
 		if ent.key == configFlag {
 			return usagef("%s:%d: %q cannot be set in a config file", path, ent.line, ent.key)
 		}
-		if !known[ent.key] || !configurable(ent.key) {
+		if !known[ent.key] {
 			return usagef("%s:%d: unknown key %q", path, ent.line, ent.key)
 		}
 		byName[ent.key] = ent
@@ -100,7 +131,7 @@ func (e *env) configure(cmd *cobra.Command) error {
 	fs := cmd.Flags()
 	var errs []error
 	fs.VisitAll(func(f *pflag.Flag) {
-		if f.Changed || !configurable(f.Name) {
+		if f.Changed || !configurable(f) {
 			return
 		}
 		for _, name := range flagEnvNames(f) {
@@ -203,13 +234,18 @@ func parseConfig(name string, r io.Reader) ([]configEntry, error) {
 	return entries, nil
 }
 
-// flagNames returns the names of every flag of cmd and its descendants: a
-// config file may hold the settings of several commands (server and client).
+// flagNames returns the names of every setting of cmd and its descendants:
+// a config file may hold the settings of several commands (server and
+// client).
 func flagNames(cmd *cobra.Command) map[string]bool {
 	names := map[string]bool{}
 	var walk func(c *cobra.Command)
 	walk = func(c *cobra.Command) {
-		add := func(f *pflag.Flag) { names[f.Name] = true }
+		add := func(f *pflag.Flag) {
+			if configurable(f) {
+				names[f.Name] = true
+			}
+		}
 		c.Flags().VisitAll(add)
 		c.PersistentFlags().VisitAll(add)
 		for _, sub := range c.Commands() {

@@ -49,6 +49,8 @@ type probe struct {
 	workers    int
 	debug      bool
 	server     string
+	// name is a verb's flag, not a setting.
+	name string
 }
 
 // newProbeCmd returns a command declared the way server.go declares its
@@ -67,6 +69,8 @@ func newProbeCmd(got *probe) *cobra.Command {
 	cmd.Flags().IntVar(&got.workers, "workers", 4, "workers")
 	cmd.Flags().BoolVar(&got.debug, "debug", false, "debug")
 	aliasEnv(cmd, "db", "NOVACRON_DB_URL", "DB_URL")
+	markSettings(cmd)
+	cmd.Flags().StringVar(&got.name, "name", "", "a verb's flag")
 	return addClientFlags(cmd)
 }
 
@@ -130,9 +134,20 @@ func TestConfigPrecedence(t *testing.T) {
 			stderr: "",
 		},
 		{
-			name:   "another command's flag is a known key",
-			config: "role = admin\npassword-stdin = true\n",
+			name:   "another command's setting is a known key",
+			config: "rate-limit-ip = 5\nsession-ttl = 1h\n",
 			want:   probe{db: "sqlite:default.db", listen: ":8090", workers: 4},
+		},
+		{
+			name: "a verb's flag is not read from the environment",
+			env:  map[string]string{"NOVACRON_NAME": "oops"},
+			want: probe{db: "sqlite:default.db", listen: ":8090", workers: 4},
+		},
+		{
+			name:   "a verb's flag is not a config key",
+			config: "name = oops\n",
+			code:   2,
+			stderr: "unknown key \"name\"",
 		},
 		{
 			name:   "unknown key names its line",
@@ -249,6 +264,7 @@ func TestRequiredFlagFromEnvironment(t *testing.T) {
 		cmd.Flags().StringVar(&secret, "auth-secret", "", "")
 		cmd.MarkFlagRequired("auth-secret")
 		aliasEnv(cmd, "auth-secret", "AUTH_SECRET")
+		markSettings(cmd)
 		root := newRootCmd(e)
 		root.AddCommand(cmd)
 		if code := execute(context.Background(), e, root, []string{"probe"}); code != tc.code {

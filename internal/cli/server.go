@@ -28,6 +28,7 @@ func (f *serverFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.db, "db", "", "database: empty for SQLite in the data directory, postgres://… for PostgreSQL, or sqlite:PATH (env also NOVACRON_DB_URL, DB_URL)")
 	cmd.Flags().Int32Var(&f.dbMaxConns, "db-max-conns", 25, "PostgreSQL connection pool size")
 	aliasEnv(cmd, "db", "NOVACRON_DB_URL", "DB_URL")
+	markSetting(cmd.Flags(), "data-dir", "db", "db-max-conns")
 }
 
 func newLogger(e *env, level, format string) (*slog.Logger, error) {
@@ -139,7 +140,7 @@ terminal, never in the log.`,
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&logFormat, "log-format", "json", "json or text")
 	fl.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may finish after SIGTERM")
-	return cmd
+	return markSettings(cmd)
 }
 
 // parsePrefix reads a CIDR or a single address.
