@@ -12,10 +12,12 @@ func newRootCmd(e *env) *cobra.Command {
 		Short: "NovaCron: manage virtual machines, containers and processes across hosts",
 		Long: `NovaCron manages virtual machines, containers and processes across hosts.
 
-Every flag can also be set in the environment as NOVACRON_<FLAG> (upper case,
+Every setting (the flags of server and admin, and --server, --token and
+--output) can also be set in the environment as NOVACRON_<FLAG> (upper case,
 dashes as underscores, e.g. NOVACRON_SERVER for --server) or in a config file
 (--config FILE or NOVACRON_CONFIG) of "flag-name = value" lines. The command
-line wins over the environment, which wins over the file.`,
+line wins over the environment, which wins over the file. The flags of
+client verbs come from the command line only.`,
 		Version:       version,
 		SilenceErrors: true,
 		SilenceUsage:  true,

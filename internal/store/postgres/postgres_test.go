@@ -24,7 +24,7 @@ func open(t *testing.T, url string) *postgres.Store {
 }
 
 func TestStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) novacron.Store { return open(t, testenv.PostgresURL(t)) })
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, testenv.PostgresURL(t)) })
 }
 
 // rawConn connects to the database beside the store.

@@ -22,13 +22,13 @@ func open(t *testing.T, path string) *sqlite.Store {
 }
 
 func TestStore(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) novacron.Store {
+	storetest.Run(t, func(t *testing.T) storetest.Store {
 		return open(t, filepath.Join(t.TempDir(), "novacron.db"))
 	})
 }
 
 func TestStoreMemory(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) novacron.Store { return open(t, ":memory:") })
+	storetest.Run(t, func(t *testing.T) storetest.Store { return open(t, ":memory:") })
 }
 
 // rawDB opens the database file beside the store, as a store connection

@@ -182,5 +182,8 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 		_, err = tx.ExecContext(ctx, `DELETE FROM tenants WHERE id = ?`, id)
 		return err
 	})
+	if isForeignKey(err) {
+		return novacron.Errorf(novacron.EConflict, "tenant still has users or resources")
+	}
 	return wrap("delete tenant", err)
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/novacron/novacron"
 )
 
-func testAuditInsertList(t *testing.T, s novacron.Store) {
+func testAuditInsertList(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)
@@ -49,7 +49,7 @@ func testAuditInsertList(t *testing.T, s novacron.Store) {
 	wantCode(t, s.InsertAudit(c, &novacron.AuditEntry{ID: e1.ID, Action: "x"}), novacron.EConflict)
 }
 
-func testAuditFilters(t *testing.T, s novacron.Store) {
+func testAuditFilters(t *testing.T, s Store) {
 	c := ctx(t)
 	a := mustTenant(t, s, "a")
 	b := mustTenant(t, s, "b")
@@ -126,7 +126,7 @@ func testAuditFilters(t *testing.T, s novacron.Store) {
 	wantCode(t, err, novacron.EInvalid)
 }
 
-func testAuditPages(t *testing.T, s novacron.Store) {
+func testAuditPages(t *testing.T, s Store) {
 	c := ctx(t)
 	var all []string
 	for i := range 520 {
@@ -157,7 +157,7 @@ func testAuditPages(t *testing.T, s novacron.Store) {
 	}, auditID), newest)
 }
 
-func testAuditPrune(t *testing.T, s novacron.Store) {
+func testAuditPrune(t *testing.T, s Store) {
 	c := ctx(t)
 	base := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	var es []*novacron.AuditEntry

@@ -11,7 +11,7 @@ import (
 
 // testConcurrentWriters writes from many goroutines at once, as the HTTP
 // server under load does: no write may fail (no SQLITE_BUSY, no lost row).
-func testConcurrentWriters(t *testing.T, s novacron.Store) {
+func testConcurrentWriters(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	const n = 50
@@ -104,7 +104,7 @@ func testConcurrentWriters(t *testing.T, s novacron.Store) {
 }
 
 // testConcurrentReadWrite mixes readers with writers of the same rows.
-func testConcurrentReadWrite(t *testing.T, s novacron.Store) {
+func testConcurrentReadWrite(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)
@@ -160,7 +160,7 @@ func testConcurrentReadWrite(t *testing.T, s novacron.Store) {
 
 // testConcurrentBurst is the shape of the API under a 1000-connection
 // benchmark: every request authenticates (a read) and is audited (a write).
-func testConcurrentBurst(t *testing.T, s novacron.Store) {
+func testConcurrentBurst(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)

@@ -8,7 +8,7 @@ import (
 	"github.com/novacron/novacron"
 )
 
-func testSessionCreateGet(t *testing.T, s novacron.Store) {
+func testSessionCreateGet(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)
@@ -68,7 +68,7 @@ func testSessionCreateGet(t *testing.T, s novacron.Store) {
 	}
 }
 
-func testSessionCreateInvalid(t *testing.T, s novacron.Store) {
+func testSessionCreateInvalid(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)
@@ -85,7 +85,7 @@ func testSessionCreateInvalid(t *testing.T, s novacron.Store) {
 	}
 }
 
-func testSessionList(t *testing.T, s novacron.Store) {
+func testSessionList(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)
@@ -131,7 +131,7 @@ func testSessionList(t *testing.T, s novacron.Store) {
 	wantCode(t, err, novacron.EInvalid)
 }
 
-func testSessionRevoke(t *testing.T, s novacron.Store) {
+func testSessionRevoke(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)
@@ -168,7 +168,7 @@ func testSessionRevoke(t *testing.T, s novacron.Store) {
 	}
 }
 
-func testSessionRevokeUser(t *testing.T, s novacron.Store) {
+func testSessionRevokeUser(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)
@@ -217,7 +217,7 @@ func testSessionRevokeUser(t *testing.T, s novacron.Store) {
 	}
 }
 
-func testSessionPrune(t *testing.T, s novacron.Store) {
+func testSessionPrune(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)

@@ -8,7 +8,7 @@ import (
 	"github.com/novacron/novacron"
 )
 
-func testSetting(t *testing.T, s novacron.Store) {
+func testSetting(t *testing.T, s Store) {
 	c := ctx(t)
 	_, err := s.GetSetting(c, "jwt.fingerprint")
 	wantCode(t, err, novacron.ENotFound)
@@ -46,7 +46,7 @@ func testSetting(t *testing.T, s novacron.Store) {
 
 // testSettingConcurrent races replicas starting at once: every one must see
 // the value of the single winner.
-func testSettingConcurrent(t *testing.T, s novacron.Store) {
+func testSettingConcurrent(t *testing.T, s Store) {
 	c := ctx(t)
 	const n = 20
 	got := make([]string, n)

@@ -1,6 +1,7 @@
-// Package storetest is the conformance suite of novacron.Store: every
-// implementation runs Run against a fresh database and must pass it whole,
-// so that the SQLite and PostgreSQL stores behave the same.
+// Package storetest is the conformance suite of novacron.Store and
+// novacron.VMStore: every implementation runs Run against a fresh database
+// and must pass it whole, so that the SQLite and PostgreSQL stores behave
+// the same.
 package storetest
 
 import (
@@ -16,12 +17,19 @@ import (
 	"github.com/novacron/novacron"
 )
 
+// Store is what an implementation provides: the control plane store and
+// the VM store.
+type Store interface {
+	novacron.Store
+	novacron.VMStore
+}
+
 // Run runs the conformance suite. open returns a new store on an empty,
 // migrated database for each subtest; the suite closes it.
-func Run(t *testing.T, open func(t *testing.T) novacron.Store) {
+func Run(t *testing.T, open func(t *testing.T) Store) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s novacron.Store)
+		fn   func(t *testing.T, s Store)
 	}{
 		{"Ping", testPing},
 		{"MalformedIDs", testMalformedIDs},
@@ -52,6 +60,23 @@ func Run(t *testing.T, open func(t *testing.T) novacron.Store) {
 		{"Audit/Prune", testAuditPrune},
 		{"Setting", testSetting},
 		{"Setting/Concurrent", testSettingConcurrent},
+		{"VM/CreateGet", testVMCreateGet},
+		{"VM/CreateInvalid", testVMCreateInvalid},
+		{"VM/NameConflict", testVMNameConflict},
+		{"VM/Quotas", testVMQuotas},
+		{"VM/GetByName", testVMGetByName},
+		{"VM/List", testVMList},
+		{"VM/UpdateSpec", testVMUpdateSpec},
+		{"VM/BeginOperation", testVMBeginOperation},
+		{"VM/SetState", testVMSetState},
+		{"VM/Delete", testVMDelete},
+		{"VM/NodeStatus", testVMNodeStatus},
+		{"Operation/List", testOperationList},
+		{"Operation/Finish", testOperationFinish},
+		{"Node/Upsert", testNodeUpsert},
+		{"Node/List", testNodeList},
+		{"Concurrent/VMQuota", testVMQuotaRace},
+		{"Concurrent/BeginOperation", testVMBeginRace},
 		{"Concurrent/Writers", testConcurrentWriters},
 		{"Concurrent/ReadWrite", testConcurrentReadWrite},
 		{"Concurrent/Burst", testConcurrentBurst},

@@ -7,18 +7,19 @@ import (
 	"github.com/novacron/novacron"
 )
 
-func testPing(t *testing.T, s novacron.Store) {
+func testPing(t *testing.T, s Store) {
 	noErr(t, s.Ping(ctx(t)), "Ping")
 }
 
 // testMalformedIDs closes the store first: a malformed id must be answered
 // with ENotFound without a query, so a closed database cannot matter.
-func testMalformedIDs(t *testing.T, s novacron.Store) {
+func testMalformedIDs(t *testing.T, s Store) {
 	c := ctx(t)
 	// A live row first, to show that the answers below are not about an
 	// empty database.
 	tn := mustTenant(t, s, "acme")
 	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)
+	vm, op := mustVM(t, s, tn.ID, "web", nil)
 	noErr(t, s.Close(), "Close")
 	for _, id := range malformedIDs {
 		checks := map[string]error{}
@@ -31,11 +32,28 @@ func testMalformedIDs(t *testing.T, s novacron.Store) {
 		_, checks["GetSession"] = s.GetSession(c, id)
 		checks["RevokeSession"] = s.RevokeSession(c, u.ID, id)
 		checks["RevokeSession/user"] = s.RevokeSession(c, id, missingID)
+		_, checks["GetVM"] = s.GetVM(c, novacron.AllTenants, id)
+		checks["UpdateVMSpec"] = s.UpdateVMSpec(c, novacron.AllTenants, &novacron.VM{ID: id, Name: "web", CPUs: 1, MemoryMB: 1,
+			RestartPolicy: novacron.RestartNever}, allStates)
+		checks["BeginOperation"] = s.BeginOperation(c, &novacron.VM{ID: id}, allStates, novacron.StateStarting, "",
+			&novacron.Operation{Action: "start"})
+		checks["SetVMState"] = s.SetVMState(c, id, novacron.StateRunning, "", nil)
+		checks["SetVMDesiredState"] = s.SetVMDesiredState(c, id, novacron.StateRunning)
+		checks["DeleteVM"] = s.DeleteVM(c, id)
+		_, checks["TenantUsage"] = s.TenantUsage(c, id)
+		_, checks["GetOperation"] = s.GetOperation(c, novacron.AllTenants, id)
+		checks["SetOperationPhase"] = s.SetOperationPhase(c, id, "x")
+		checks["FinishOperation"] = s.FinishOperation(c, id, novacron.OpSucceeded, "")
+		_, checks["GetNode"] = s.GetNode(c, id)
 		// A malformed scope sees nothing either.
 		if id != "" {
 			_, checks["GetTenant/scope"] = s.GetTenant(c, novacron.TenantScope(id), tn.ID)
 			_, checks["GetUser/scope"] = s.GetUser(c, novacron.TenantScope(id), u.ID)
 			checks["DeleteUser/scope"] = s.DeleteUser(c, novacron.TenantScope(id), u.ID)
+			_, checks["GetVM/scope"] = s.GetVM(c, novacron.TenantScope(id), vm.ID)
+			_, checks["GetVMByName/scope"] = s.GetVMByName(c, novacron.TenantScope(id), vm.Name)
+			checks["UpdateVMSpec/scope"] = s.UpdateVMSpec(c, novacron.TenantScope(id), vm, allStates)
+			_, checks["GetOperation/scope"] = s.GetOperation(c, novacron.TenantScope(id), op.ID)
 		}
 		for name, err := range checks {
 			if !novacron.IsCode(err, novacron.ENotFound) {
@@ -45,7 +63,7 @@ func testMalformedIDs(t *testing.T, s novacron.Store) {
 	}
 }
 
-func testTenantCreateGet(t *testing.T, s novacron.Store) {
+func testTenantCreateGet(t *testing.T, s Store) {
 	c := ctx(t)
 	before := time.Now()
 	tn := &novacron.Tenant{Name: "acme", Quotas: novacron.Quotas{VMs: ptr[int64](10), MemoryMB: ptr[int64](0)}}
@@ -90,7 +108,7 @@ func testTenantCreateGet(t *testing.T, s novacron.Store) {
 	wantMessage(t, err, novacron.EConflict, "tenant id already exists")
 }
 
-func testTenantCreateInvalid(t *testing.T, s novacron.Store) {
+func testTenantCreateInvalid(t *testing.T, s Store) {
 	c := ctx(t)
 	wantCode(t, s.CreateTenant(c, &novacron.Tenant{}), novacron.EInvalid)
 	wantCode(t, s.CreateTenant(c, &novacron.Tenant{ID: "nope", Name: "x"}), novacron.EInvalid)
@@ -101,7 +119,7 @@ func testTenantCreateInvalid(t *testing.T, s novacron.Store) {
 	}
 }
 
-func testTenantNameConflict(t *testing.T, s novacron.Store) {
+func testTenantNameConflict(t *testing.T, s Store) {
 	c := ctx(t)
 	first := mustTenant(t, s, "acme")
 	dup := &novacron.Tenant{Name: "acme"}
@@ -114,7 +132,7 @@ func testTenantNameConflict(t *testing.T, s novacron.Store) {
 	wantEqual(t, "tenant after conflict", got, first)
 }
 
-func testTenantScope(t *testing.T, s novacron.Store) {
+func testTenantScope(t *testing.T, s Store) {
 	c := ctx(t)
 	a := mustTenant(t, s, "a")
 	b := mustTenant(t, s, "b")
@@ -145,7 +163,7 @@ func testTenantScope(t *testing.T, s novacron.Store) {
 	wantEqual(t, "ListTenants all", list, []*novacron.Tenant{a, b})
 }
 
-func testTenantUpdate(t *testing.T, s novacron.Store) {
+func testTenantUpdate(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	other := mustTenant(t, s, "other")
@@ -188,7 +206,7 @@ func testTenantUpdate(t *testing.T, s novacron.Store) {
 	wantEqual(t, "default tenant", got, def)
 }
 
-func testTenantDelete(t *testing.T, s novacron.Store) {
+func testTenantDelete(t *testing.T, s Store) {
 	c := ctx(t)
 	def := mustTenant(t, s, novacron.DefaultTenantName)
 	wantCode(t, s.DeleteTenant(c, def.ID), novacron.EConflict)
@@ -215,7 +233,7 @@ func testTenantDelete(t *testing.T, s novacron.Store) {
 	mustTenant(t, s, "acme")
 }
 
-func testTenantList(t *testing.T, s novacron.Store) {
+func testTenantList(t *testing.T, s Store) {
 	c := ctx(t)
 	var want []string
 	for i := range 7 {

@@ -8,7 +8,7 @@ import (
 	"github.com/novacron/novacron"
 )
 
-func testUserCreateGet(t *testing.T, s novacron.Store) {
+func testUserCreateGet(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	before := time.Now()
@@ -42,7 +42,7 @@ func testUserCreateGet(t *testing.T, s novacron.Store) {
 	wantCode(t, err, novacron.ENotFound)
 }
 
-func testUserCreateInvalid(t *testing.T, s novacron.Store) {
+func testUserCreateInvalid(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	for name, u := range map[string]*novacron.User{
@@ -66,7 +66,7 @@ func testUserCreateInvalid(t *testing.T, s novacron.Store) {
 	}
 }
 
-func testUserUsernameConflict(t *testing.T, s novacron.Store) {
+func testUserUsernameConflict(t *testing.T, s Store) {
 	c := ctx(t)
 	a := mustTenant(t, s, "a")
 	b := mustTenant(t, s, "b")
@@ -84,7 +84,7 @@ func testUserUsernameConflict(t *testing.T, s novacron.Store) {
 	wantMessage(t, err, novacron.EConflict, "user id already exists")
 }
 
-func testUserScope(t *testing.T, s novacron.Store) {
+func testUserScope(t *testing.T, s Store) {
 	c := ctx(t)
 	a := mustTenant(t, s, "a")
 	b := mustTenant(t, s, "b")
@@ -129,7 +129,7 @@ func testUserScope(t *testing.T, s novacron.Store) {
 	}
 }
 
-func testUserUpdate(t *testing.T, s novacron.Store) {
+func testUserUpdate(t *testing.T, s Store) {
 	c := ctx(t)
 	a := mustTenant(t, s, "a")
 	b := mustTenant(t, s, "b")
@@ -181,7 +181,7 @@ func testUserUpdate(t *testing.T, s novacron.Store) {
 	wantEqual(t, "user after failed updates", again, got)
 }
 
-func testUserDelete(t *testing.T, s novacron.Store) {
+func testUserDelete(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	u := mustUser(t, s, tn.ID, "alice", novacron.RoleUser)
@@ -212,7 +212,7 @@ func testUserDelete(t *testing.T, s novacron.Store) {
 	mustUser(t, s, tn.ID, "alice", novacron.RoleUser)
 }
 
-func testUserList(t *testing.T, s novacron.Store) {
+func testUserList(t *testing.T, s Store) {
 	c := ctx(t)
 	a := mustTenant(t, s, "a")
 	b := mustTenant(t, s, "b")
@@ -260,7 +260,7 @@ func testUserList(t *testing.T, s novacron.Store) {
 	wantCode(t, err, novacron.EInvalid)
 }
 
-func testUserCount(t *testing.T, s novacron.Store) {
+func testUserCount(t *testing.T, s Store) {
 	c := ctx(t)
 	n, err := s.CountUsers(c)
 	noErr(t, err, "CountUsers")
