@@ -1,0 +1,65 @@
+// Package nodeclient is the control plane's view of a node: one interface
+// that the VM service calls, satisfied in-process by the agent in the
+// all-in-one server and, in a cluster, by a client over mutual TLS. The
+// control plane never calls a driver directly.
+package nodeclient
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/novacron/novacron/internal/driver"
+)
+
+// NodeInfo describes a node and what it can run.
+type NodeInfo struct {
+	Name    string                         `json:"name"`
+	Drivers map[string]driver.Capabilities `json:"drivers"`
+	CPUs    int                            `json:"cpus"`
+	// MemoryMB is the host's memory.
+	MemoryMB int64 `json:"memory_mb"`
+	// FreshBoot is true when the host booted since the agent last ran:
+	// autostart VMs start then.
+	FreshBoot bool `json:"fresh_boot"`
+}
+
+// Guest is a guest a node holds, as its driver sees it.
+type Guest struct {
+	ID     string        `json:"id"`
+	Driver string        `json:"driver"`
+	Status driver.Status `json:"status"`
+}
+
+// GuestSpec is what the control plane asks a node to create.
+type GuestSpec struct {
+	Driver string `json:"driver"`
+	driver.Spec
+}
+
+// Client is a node. Errors carry the novacron error codes: ENotFound for a
+// guest the node does not hold, EInvalid for a config the driver rejects,
+// EInvalidState for an action the guest's state forbids; anything else is
+// a failure of the node.
+type Client interface {
+	Info(ctx context.Context) (NodeInfo, error)
+	// ValidateConfig checks a VM's driver config with the node's driver.
+	ValidateConfig(ctx context.Context, driverName string, config json.RawMessage) error
+	// CreateGuest prepares a guest; idempotent for the same spec. The node
+	// assigns the guest's unprivileged uid.
+	CreateGuest(ctx context.Context, spec GuestSpec) error
+	// StartGuest starts a guest and returns once it runs.
+	StartGuest(ctx context.Context, id string) error
+	// StopGuest stops a guest: gracefully, then forcibly after timeout.
+	StopGuest(ctx context.Context, id string, timeout time.Duration, force bool) error
+	PauseGuest(ctx context.Context, id string) error
+	ResumeGuest(ctx context.Context, id string) error
+	// DeleteGuest removes a stopped guest and all it left; an unknown id is
+	// a no-op.
+	DeleteGuest(ctx context.Context, id string) error
+	GuestStatus(ctx context.Context, id string) (driver.Status, error)
+	// ListGuests lists every guest the node holds, known to the control
+	// plane or not.
+	ListGuests(ctx context.Context) ([]Guest, error)
+	GuestLogs(ctx context.Context, id string, tail int) ([]byte, error)
+}
