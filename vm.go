@@ -154,7 +154,9 @@ type VMStore interface {
 	// in the tenant is EConflict.
 	CreateVM(ctx context.Context, vm *VM, op *Operation) error
 	GetVM(ctx context.Context, scope Scope, id string) (*VM, error)
-	// GetVMByName finds a VM by name within a single tenant's scope.
+	// GetVMByName finds a VM by name within a tenant's scope. Across every
+	// tenant (AllTenants) a name that VMs of several tenants share is
+	// EConflict ("name is ambiguous; use the id").
 	GetVMByName(ctx context.Context, scope Scope, name string) (*VM, error)
 	// ListVMs lists VMs oldest first.
 	ListVMs(ctx context.Context, scope Scope, f VMFilter) ([]*VM, string, error)
