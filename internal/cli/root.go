@@ -41,6 +41,7 @@ client verbs come from the command line only.`,
 		newOperationCmd(e),
 		newServerCmd(e),
 		newAdminCmd(e),
+		newShimCmd(e),
 	)
 	return root
 }
