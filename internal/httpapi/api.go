@@ -14,6 +14,7 @@ import (
 
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/auth"
+	"github.com/novacron/novacron/internal/vm"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -46,8 +47,9 @@ type Config struct {
 // API serves the REST API.
 type API struct {
 	cfg   Config
-	store novacron.Store
+	store Store
 	auth  *auth.Service
+	vms   *vm.Service
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -61,8 +63,15 @@ type API struct {
 	routes  []route
 }
 
-// New returns the API over a store and an authentication service.
-func New(cfg Config, store novacron.Store, authn *auth.Service, log *slog.Logger) *API {
+// Store is what the API reads directly: accounts, audit, operations, nodes.
+type Store interface {
+	novacron.Store
+	novacron.VMStore
+}
+
+// New returns the API over a store, the authentication service and the VM
+// service.
+func New(cfg Config, store Store, authn *auth.Service, vms *vm.Service, log *slog.Logger) *API {
 	if cfg.LoginConcurrency <= 0 {
 		cfg.LoginConcurrency = runtime.NumCPU()
 	}
@@ -70,6 +79,7 @@ func New(cfg Config, store novacron.Store, authn *auth.Service, log *slog.Logger
 		cfg:          cfg,
 		store:        store,
 		auth:         authn,
+		vms:          vms,
 		log:          log,
 		now:          time.Now,
 		ipLimit:      newKeyedLimiter(cfg.RateLimitIP),

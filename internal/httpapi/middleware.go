@@ -247,6 +247,11 @@ func (a *API) wrap(rt *route) http.Handler {
 			}
 			status = resp.status
 			body = resp.body
+			if resp.raw != nil {
+				w.WriteHeader(status)
+				_, _ = w.Write(resp.raw)
+				return
+			}
 		}
 		writeJSON(w, status, body)
 	})

@@ -27,7 +27,7 @@ func loadOpenAPI(t *testing.T) *openapi3.T {
 }
 
 func openAPIRouteTable() []httpapi.RouteInfo {
-	return httpapi.New(httpapi.Config{}, nil, nil, slog.New(slog.DiscardHandler)).Routes()
+	return httpapi.New(httpapi.Config{}, nil, nil, nil, slog.New(slog.DiscardHandler)).Routes()
 }
 
 // TestOpenAPIValid checks that the document loads, validates and is the

@@ -34,12 +34,27 @@ var expectedAccess = map[string]string{
 	"tenant.update":        "admin",
 	"tenant.delete":        "admin",
 	"audit.list":           "operators",
+	"vm.list":              "members",
+	"vm.create":            "members",
+	"vm.get":               "members",
+	"vm.update":            "members",
+	"vm.delete":            "members",
+	"vm.start":             "members",
+	"vm.stop":              "members",
+	"vm.restart":           "members",
+	"vm.pause":             "members",
+	"vm.resume":            "members",
+	"vm.logs":              "members",
+	"operation.list":       "members",
+	"operation.get":        "members",
+	"node.list":            "operators",
+	"node.get":             "operators",
 }
 
 // TestRouteMatrix checks the decision over every route, every role and a
 // resource of the caller's own tenant and of another one.
 func TestRouteMatrix(t *testing.T) {
-	a := New(Config{}, nil, nil, slog.New(slog.DiscardHandler))
+	a := New(Config{}, nil, nil, nil, slog.New(slog.DiscardHandler))
 	roles := []novacron.Role{"", novacron.RoleUser, novacron.RoleOperator, novacron.RoleAdmin}
 	seen := map[string]bool{}
 	for _, rt := range a.Routes() {

@@ -43,6 +43,8 @@ type response struct {
 	status int
 	body   any
 	header http.Header
+	// raw, when set, is written as is instead of body as JSON.
+	raw []byte
 }
 
 func created(body any) *response           { return &response{status: http.StatusCreated, body: body} }

@@ -57,6 +57,24 @@ func (a *API) routeTable() []route {
 		{method: "DELETE", path: "/api/tenants/{id}", policy: auth.Admin, action: "tenant.delete", resource: "tenant", h: a.deleteTenant},
 
 		{method: "GET", path: "/api/audit", policy: auth.Operator, action: "audit.list", resource: "audit", h: a.listAudit},
+
+		{method: "GET", path: "/api/vm/vms", policy: auth.Member, action: "vm.list", resource: "vm", h: a.listVMs},
+		{method: "POST", path: "/api/vm/vms", policy: auth.Member, action: "vm.create", resource: "vm", h: a.createVM},
+		{method: "GET", path: "/api/vm/vms/{id}", policy: auth.Member, action: "vm.get", resource: "vm", h: a.getVM},
+		{method: "PUT", path: "/api/vm/vms/{id}", policy: auth.Member, action: "vm.update", resource: "vm", h: a.updateVM},
+		{method: "DELETE", path: "/api/vm/vms/{id}", policy: auth.Member, action: "vm.delete", resource: "vm", h: a.deleteVM},
+		{method: "POST", path: "/api/vm/vms/{id}/start", policy: auth.Member, action: "vm.start", resource: "vm", h: a.vmAction(novacron.ActionStart)},
+		{method: "POST", path: "/api/vm/vms/{id}/stop", policy: auth.Member, action: "vm.stop", resource: "vm", h: a.vmAction(novacron.ActionStop)},
+		{method: "POST", path: "/api/vm/vms/{id}/restart", policy: auth.Member, action: "vm.restart", resource: "vm", h: a.vmAction(novacron.ActionRestart)},
+		{method: "POST", path: "/api/vm/vms/{id}/pause", policy: auth.Member, action: "vm.pause", resource: "vm", h: a.vmAction(novacron.ActionPause)},
+		{method: "POST", path: "/api/vm/vms/{id}/resume", policy: auth.Member, action: "vm.resume", resource: "vm", h: a.vmAction(novacron.ActionResume)},
+		{method: "GET", path: "/api/vm/vms/{id}/logs", policy: auth.Member, action: "vm.logs", resource: "vm", h: a.vmLogs},
+
+		{method: "GET", path: "/api/operations", policy: auth.Member, action: "operation.list", resource: "operation", h: a.listOperations},
+		{method: "GET", path: "/api/operations/{id}", policy: auth.Member, action: "operation.get", resource: "operation", h: a.getOperation},
+
+		{method: "GET", path: "/api/nodes", policy: auth.Operator, action: "node.list", resource: "node", h: a.listNodes},
+		{method: "GET", path: "/api/nodes/{id}", policy: auth.Operator, action: "node.get", resource: "node", h: a.getNode},
 	}
 }
 

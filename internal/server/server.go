@@ -24,10 +24,14 @@ import (
 
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/api"
+	"github.com/novacron/novacron/internal/agent"
 	"github.com/novacron/novacron/internal/auth"
+	"github.com/novacron/novacron/internal/driver"
+	"github.com/novacron/novacron/internal/driver/process"
 	"github.com/novacron/novacron/internal/httpapi"
 	"github.com/novacron/novacron/internal/store/postgres"
 	"github.com/novacron/novacron/internal/store/sqlite"
+	"github.com/novacron/novacron/internal/vm"
 )
 
 // Version is the version of this build, set by the linker.
@@ -57,6 +61,18 @@ type Config struct {
 	// PruneInterval is how often retention runs (default 1h).
 	PruneInterval time.Duration
 
+	// The local node agent of the all-in-one server.
+	NodeName                 string
+	GuestUIDMin, GuestUIDMax int
+	// AllowUserProcess lets non-admins create process VMs.
+	AllowUserProcess  bool
+	ReconcileInterval time.Duration
+	StopTimeout       time.Duration
+	// ShimCommand runs the guest supervisor (default: this binary, "shim").
+	ShimCommand []string
+	// Drivers, when set, replaces the node's drivers (tests).
+	Drivers []driver.Driver
+
 	Logger *slog.Logger
 	// Terminal, when set, is where a generated admin password is shown. It
 	// is never the log.
@@ -67,7 +83,9 @@ type Config struct {
 type Server struct {
 	cfg   Config
 	log   *slog.Logger
-	store novacron.Store
+	store Store
+	agent *agent.Agent
+	vms   *vm.Service
 	api   *httpapi.API
 	http  *http.Server
 	ln    net.Listener
@@ -101,7 +119,13 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
 	defer func() {
-		if err != nil && s.store != nil {
+		if err == nil {
+			return
+		}
+		if s.vms != nil {
+			s.vms.Close()
+		}
+		if s.store != nil {
 			s.store.Close()
 		}
 	}()
@@ -120,6 +144,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.openNode(ctx); err != nil {
+		return nil, err
+	}
 	s.api = httpapi.New(httpapi.Config{
 		Version:           Version,
 		AllowRegistration: cfg.AllowRegistration,
@@ -130,9 +157,10 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MetricsToken:      cfg.MetricsToken,
 		MetricsPublic:     cfg.MetricsPublic,
 		TLS:               cfg.TLSCert != "",
-		Features:          []string{"auth", "tenants", "audit"},
+		Features:          []string{"auth", "tenants", "audit", "vms", "operations"},
+		Drivers:           s.vms.Drivers(),
 		OpenAPI:           api.OpenAPI,
-	}, s.store, authn, cfg.Logger.With("component", "http"))
+	}, s.store, authn, s.vms, cfg.Logger.With("component", "http"))
 
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -170,6 +198,41 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	return s, nil
 }
 
+// openNode starts the in-process node agent with its drivers and registers
+// it with the VM service.
+func (s *Server) openNode(ctx context.Context) error {
+	dir := filepath.Join(s.cfg.DataDir, "agent")
+	drivers := s.cfg.Drivers
+	if drivers == nil {
+		pd, err := process.New(process.Config{Dir: filepath.Join(dir, "process"), ShimCommand: s.cfg.ShimCommand,
+			Logger: s.log})
+		if err != nil {
+			s.log.Warn("the process driver is unavailable", "err", err)
+		} else {
+			drivers = append(drivers, pd)
+		}
+	}
+	ag, err := agent.New(agent.Config{Dir: dir, NodeName: s.cfg.NodeName, UIDMin: s.cfg.GuestUIDMin,
+		UIDMax: s.cfg.GuestUIDMax, Drivers: drivers, Logger: s.log.With("component", "agent")})
+	if err != nil {
+		return err
+	}
+	s.agent = ag
+	s.vms = vm.New(s.store, vm.Config{AllowUserProcess: s.cfg.AllowUserProcess, StopTimeout: s.cfg.StopTimeout,
+		ReconcileInterval: s.cfg.ReconcileInterval}, s.log.With("component", "vm"))
+	if _, err := s.vms.AddNode(ctx, ag, "local"); err != nil {
+		s.vms.Close()
+		return fmt.Errorf("local node: %w", err)
+	}
+	return nil
+}
+
+// Store is the database of the control plane.
+type Store interface {
+	novacron.Store
+	novacron.VMStore
+}
+
 func storeKind(db string) string {
 	if strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://") {
 		return "postgres"
@@ -177,9 +240,9 @@ func storeKind(db string) string {
 	return "sqlite"
 }
 
-func openStore(ctx context.Context, cfg Config) (novacron.Store, error) {
+func openStore(ctx context.Context, cfg Config) (Store, error) {
 	var (
-		st  novacron.Store
+		st  Store
 		err error
 	)
 	switch {
@@ -312,7 +375,10 @@ func (s *Server) URL() string {
 func (s *Server) Config() Config { return s.cfg }
 
 // Store returns the server's store, for tests and admin commands.
-func (s *Server) Store() novacron.Store { return s.store }
+func (s *Server) Store() Store { return s.store }
+
+// Agent returns the in-process node agent.
+func (s *Server) Agent() *agent.Agent { return s.agent }
 
 // API returns the server's API.
 func (s *Server) API() *httpapi.API { return s.api }
@@ -323,6 +389,7 @@ func (s *Server) Close(ctx context.Context) error {
 	err := s.http.Shutdown(ctx)
 	close(s.stop)
 	s.wg.Wait()
+	s.vms.Close()
 	if cerr := s.store.Close(); err == nil {
 		err = cerr
 	}
@@ -330,7 +397,7 @@ func (s *Server) Close(ctx context.Context) error {
 }
 
 // OpenStore opens the configured store without serving, for admin commands.
-func OpenStore(ctx context.Context, cfg Config) (novacron.Store, error) {
+func OpenStore(ctx context.Context, cfg Config) (Store, error) {
 	if cfg.DataDir == "" {
 		cfg.DataDir = "novacron-data"
 	}
