@@ -350,26 +350,25 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration, for
 		d.mu.Unlock()
 		return nil
 	}
+	// The kill comes after timeout even if the caller stops waiting, as a
+	// real supervisor's does.
 	exited := g.exited
+	time.AfterFunc(timeout, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		select {
+		case <-exited: // this run already ended
+		default:
+			g.end(128+sigKILL, fmt.Sprintf("killed by signal %d", sigKILL))
+		}
+	})
 	d.mu.Unlock()
-
-	t := time.NewTimer(timeout)
-	defer t.Stop()
 	select {
-	case <-exited: // it exited by itself meanwhile
+	case <-exited:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-t.C:
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	select {
-	case <-exited:
-	default:
-		g.end(128+sigKILL, fmt.Sprintf("killed by signal %d", sigKILL))
-	}
-	return nil
 }
 
 // Status reports the guest's state.

@@ -155,3 +155,25 @@ func TestValidateConfig(t *testing.T) {
 		}
 	}
 }
+
+// A graceful stop of a guest that ignores it kills it after the timeout,
+// even when the caller gave up waiting.
+func TestStopTimeoutOutlivesCaller(t *testing.T) {
+	d := fake.New("")
+	spec := newGuest(t, d, `{"ignore_stop": true}`)
+	if err := d.Start(context.Background(), spec); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := d.Stop(ctx, spec.ID, 100*time.Millisecond, false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop = %v, want the caller's deadline", err)
+	}
+	if st, _ := d.Status(context.Background(), spec.ID); st.State != driver.GuestRunning {
+		t.Fatalf("before the timeout: %s", st.State)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st, _ := d.Status(context.Background(), spec.ID); st.State != driver.GuestExited || *st.ExitCode != 137 {
+		t.Fatalf("after the timeout: %+v", st)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -140,4 +141,26 @@ func parseStatState(b []byte) (byte, bool) {
 		return 0, false
 	}
 	return b[i+2], true
+}
+
+// closeInheritedFDs closes the descriptors above stderr that this process
+// inherited (the ones without close-on-exec: Go opens all of its own with
+// it), except keep. A shim must not hold, nor hand its guest, what the
+// agent inherited from its own parent.
+func closeInheritedFDs(keep ...int) {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 || slices.Contains(keep, fd) {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			continue
+		}
+		unix.Close(fd)
+	}
 }

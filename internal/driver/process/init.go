@@ -27,6 +27,7 @@ func runInit() error {
 	// them here makes exec reset them to their defaults.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE, syscall.SIGQUIT)
 
+	closeInheritedFDs(3, 4)
 	if _, err := fstat(4); err != nil {
 		return errors.New("shim init: no error pipe: run by the shim only")
 	}

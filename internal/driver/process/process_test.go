@@ -237,6 +237,20 @@ func TestGuestConfinement(t *testing.T) {
 		t.Errorf("CapEff: %q", st["CapEff"])
 	}
 
+	// Only its standard streams: no descriptor of the shim leaks in.
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fds) != 3 {
+		var names []string
+		for _, fd := range fds {
+			target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+			names = append(names, fd.Name()+"->"+target)
+		}
+		t.Errorf("guest descriptors %v, want 0, 1, 2", names)
+	}
+
 	// Its own session and process group.
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -338,6 +352,8 @@ func TestPauseFreezes(t *testing.T) {
 	} else if v := readTrim(t, cgroupFile(spec.ID, "freezer", "freezer.state")); v != "FROZEN" {
 		t.Errorf("freezer.state = %s", v)
 	}
+	// Let the shim copy what the guest wrote before it froze.
+	time.Sleep(50 * time.Millisecond)
 	before, _ := d.Logs(ctx, spec.ID, 0)
 	time.Sleep(200 * time.Millisecond)
 	after, _ := d.Logs(ctx, spec.ID, 0)
@@ -661,14 +677,21 @@ func TestRealBinary(t *testing.T) {
 	d := newDriver(t, cfg)
 	spec := guest(t, d, driver.Spec{Config: json.RawMessage(`{"command": ["/bin/sh", "-c", "echo hello; exec sleep 3600"]}`)})
 	running(t, d, spec.ID)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if b, _ := d.Logs(ctx, spec.ID, 0); string(b) == "hello\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := d.Logs(ctx, spec.ID, 0)
+			t.Fatalf("Logs = %q", b)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if err := d.Stop(ctx, spec.ID, 5*time.Second, false); err != nil {
 		t.Fatal(err)
 	}
 	if st := waitExited(t, d, spec.ID); *st.ExitCode != 143 {
 		t.Fatalf("Status = %+v", st)
-	}
-	if b, _ := d.Logs(ctx, spec.ID, 0); string(b) != "hello\n" {
-		t.Fatalf("Logs = %q", b)
 	}
 }
 
