@@ -164,3 +164,15 @@ func closeInheritedFDs(keep ...int) {
 		unix.Close(fd)
 	}
 }
+
+// inheritedPipe reports whether fd is a pipe this process inherited (open
+// without close-on-exec): the ones its parent handed it, never a file the
+// Go runtime opened.
+func inheritedPipe(fd int) bool {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+	if err != nil || flags&unix.FD_CLOEXEC != 0 {
+		return false
+	}
+	var st unix.Stat_t
+	return unix.Fstat(fd, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO
+}

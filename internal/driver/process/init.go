@@ -27,11 +27,11 @@ func runInit() error {
 	// them here makes exec reset them to their defaults.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE, syscall.SIGQUIT)
 
-	closeInheritedFDs(3, 4)
-	if _, err := fstat(4); err != nil {
-		return errors.New("shim init: no error pipe: run by the shim only")
+	if !inheritedPipe(3) || !inheritedPipe(4) {
+		return errors.New("shim init: no parameter and error pipes: run by the shim only")
 	}
 	syscall.CloseOnExec(4)
+	closeInheritedFDs(3)
 	errPipe := os.NewFile(4, "init-errors")
 	fail := func(e initError) error {
 		_ = json.NewEncoder(errPipe).Encode(e)
@@ -104,9 +104,3 @@ func pathErrText(err error) string {
 	return "failed"
 }
 
-// fstat reports whether fd is open.
-func fstat(fd int) (syscall.Stat_t, error) {
-	var st syscall.Stat_t
-	err := syscall.Fstat(fd, &st)
-	return st, err
-}

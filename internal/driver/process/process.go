@@ -290,7 +290,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) error {
 	if err := d.prepare(dir, spec); err != nil {
 		return err
 	}
-	for _, f := range []string{exitFile, sockFile} {
+	// The last run's traces go: until the new shim reports, the guest
+	// reads as created, never as the last run's exit.
+	for _, f := range []string{exitFile, sockFile, pidFile} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("process: %w", err)
 		}

@@ -100,13 +100,13 @@ func runShim(ctx context.Context, prefix, args []string) error {
 	}
 	s.log = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("shim", os.Getpid(), "guest", filepath.Base(s.dir))
 
-	closeInheritedFDs(3)
 	// fd 3 is the driver's ready pipe; keep it from the guest.
 	var ready *os.File
-	if _, err := fstat(3); err == nil {
+	if inheritedPipe(3) {
 		syscall.CloseOnExec(3)
 		ready = os.NewFile(3, "ready")
 	}
+	closeInheritedFDs()
 	report := func(m readyMsg) {
 		if ready == nil {
 			return
