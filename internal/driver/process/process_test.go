@@ -407,6 +407,67 @@ func TestAdoption(t *testing.T) {
 	waitGone(t, shim)
 }
 
+// TestAgentKilled: the agent process that started a guest is killed with
+// SIGKILL, its whole process group with it; the guest runs on under its
+// shim (now an orphan), and the next agent adopts and stops it.
+func TestAgentKilled(t *testing.T) {
+	needRoot(t)
+	dir := t.TempDir()
+	id, uid := uuid.NewString(), newUID()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	agent := exec.Command(exe, "agent", dir, id, strconv.Itoa(uid), `{"command": ["/bin/sleep", "3600"]}`)
+	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	agent.Stderr = os.Stderr
+	out, err := agent.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		_ = agent.Process.Kill()
+		_ = agent.Wait()
+		t.Fatalf("agent: %v", err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	shim := shimPID(t, dir, id)
+	if err := syscall.Kill(-agent.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = agent.Wait()
+
+	d := newDriver(t, testConfig(t, dir))
+	t.Cleanup(func() {
+		_ = d.Stop(context.Background(), id, 0, true)
+		_ = d.Delete(context.Background(), id)
+	})
+	if st := running(t, d, id); st.PID != pid {
+		t.Fatalf("adopted guest has pid %d, want %d", st.PID, pid)
+	}
+	if ppid := procStatus(t, shim)["PPid"]; ppid == strconv.Itoa(agent.Process.Pid) {
+		t.Fatalf("the shim's parent is still the dead agent")
+	}
+	t0 := time.Now()
+	if err := d.Stop(context.Background(), id, 5*time.Second, false); err != nil {
+		t.Fatal(err)
+	}
+	// The orphaned shim lingers as a zombie until PID 1 reaps it; that
+	// does not hold Stop up.
+	if el := time.Since(t0); el > time.Second {
+		t.Errorf("Stop took %s", el)
+	}
+	if st := waitExited(t, d, id); *st.ExitCode != 143 {
+		t.Fatalf("Status = %+v", st)
+	}
+	waitGone(t, pid)
+	waitGone(t, shim)
+}
+
 func unixGetsid(pid int) (int, error) {
 	sid, _, errno := syscall.RawSyscall(syscall.SYS_GETSID, uintptr(pid), 0, 0)
 	if errno != 0 {
