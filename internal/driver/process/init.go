@@ -103,4 +103,3 @@ func pathErrText(err error) string {
 	}
 	return "failed"
 }
-
