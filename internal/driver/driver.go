@@ -78,13 +78,18 @@ type Driver interface {
 	// same spec.
 	Create(ctx context.Context, spec Spec) error
 	// Start starts a created or exited guest and returns once it runs.
+	// Starting a running or paused guest is EInvalidState. A start that
+	// fails (a command that cannot be executed) is an error saying why,
+	// and leaves the guest as it was.
 	Start(ctx context.Context, spec Spec) error
 	// Stop asks the guest to end and kills it after timeout (at once when
 	// force). It returns once the guest has exited. Stopping an exited
-	// guest is a no-op.
+	// or never started guest is a no-op.
 	Stop(ctx context.Context, id string, timeout time.Duration, force bool) error
 	// Status reports the guest's state. It works for guests started by an
-	// earlier run of the agent: guests outlive their agent.
+	// earlier run of the agent: guests outlive their agent. A guest whose
+	// end could not be recorded (its supervisor was killed, the host
+	// rebooted) is GuestExited with a Reason and no ExitCode.
 	Status(ctx context.Context, id string) (Status, error)
 	// Delete removes a guest that is not running and everything the driver
 	// kept for it (files, cgroups). Deleting an unknown guest is a no-op.
@@ -94,7 +99,9 @@ type Driver interface {
 	List(ctx context.Context) ([]string, error)
 }
 
-// Pauser is a driver that can freeze and thaw a running guest.
+// Pauser is a driver that can freeze and thaw a running guest. Pausing a
+// guest that is not running, or resuming one that is not paused, is
+// EInvalidState. A graceful Stop of a paused guest thaws it to let it end.
 type Pauser interface {
 	Pause(ctx context.Context, id string) error
 	Resume(ctx context.Context, id string) error
