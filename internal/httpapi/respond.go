@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,6 +140,19 @@ func decode(r *http.Request, v any) error {
 		return novacron.Errorf(novacron.EInvalid, "request body must hold a single JSON object")
 	}
 	return nil
+}
+
+// decodeOptional is decode for a body that may be absent or empty.
+func decodeOptional(r *http.Request, v any) error {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return decodeError(err)
+	}
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	return decode(r, v)
 }
 
 func decodeError(err error) error {

@@ -51,13 +51,17 @@ func (a *API) createVM(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
+	wp, err := waitOf(r, 0)
+	if err != nil {
+		return nil, err
+	}
 	st := stateOf(r)
 	v, err := a.vms.Create(r.Context(), st.actor, req)
 	if err != nil {
 		return nil, err
 	}
 	st.resourceID = v.ID
-	return a.accepted(r, v, false, 0)
+	return a.accepted(r, v, false, wp)
 }
 
 func (a *API) getVM(r *http.Request) (any, error) {
@@ -73,51 +77,70 @@ func (a *API) updateVM(r *http.Request) (any, error) {
 }
 
 func (a *API) deleteVM(r *http.Request) (any, error) {
+	wp, err := waitOf(r, 0)
+	if err != nil {
+		return nil, err
+	}
 	v, err := a.vms.Delete(r.Context(), stateOf(r).actor, r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
-	return a.accepted(r, v, true, 0)
+	return a.accepted(r, v, true, wp)
 }
 
 // vmAction returns the handler of one lifecycle action.
 func (a *API) vmAction(action novacron.Action) handlerFunc {
 	return func(r *http.Request) (any, error) {
 		var opts vm.StopOptions
-		if action == novacron.ActionStop && r.ContentLength != 0 {
-			if err := decode(r, &opts); err != nil {
+		if action == novacron.ActionStop {
+			if err := decodeOptional(r, &opts); err != nil {
 				return nil, err
 			}
-		}
-		v, err := a.vms.Act(r.Context(), stateOf(r).actor, r.PathValue("id"), action, opts)
-		if err != nil {
-			return nil, err
 		}
 		implicit := time.Duration(0)
 		if action == novacron.ActionPause || action == novacron.ActionResume {
 			implicit = fastWait
 		}
-		return a.accepted(r, v, false, implicit)
+		wp, err := waitOf(r, implicit)
+		if err != nil {
+			return nil, err
+		}
+		v, err := a.vms.Act(r.Context(), stateOf(r).actor, r.PathValue("id"), action, opts)
+		if err != nil {
+			return nil, err
+		}
+		return a.accepted(r, v, false, wp)
 	}
+}
+
+// waitParams reads ?wait= and ?timeout=, before anything is done.
+type waitParams struct {
+	wait    bool
+	timeout time.Duration
+}
+
+func waitOf(r *http.Request, implicit time.Duration) (waitParams, error) {
+	q := r.URL.Query()
+	p := waitParams{wait: q.Get("wait") == "1" || q.Get("wait") == "true", timeout: implicit}
+	if !p.wait {
+		return p, nil
+	}
+	p.timeout = defaultWait
+	if s := q.Get("timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 || d > maxWait {
+			return p, novacron.FieldError("timeout", "must be a duration up to %s", maxWait)
+		}
+		p.timeout = d
+	}
+	return p, nil
 }
 
 // accepted answers an asynchronous call: 202 with the VM and the
 // operation's Location, or, with ?wait=1, the outcome of the operation.
-func (a *API) accepted(r *http.Request, v *novacron.VM, deleting bool, implicit time.Duration) (any, error) {
+func (a *API) accepted(r *http.Request, v *novacron.VM, deleting bool, p waitParams) (any, error) {
 	opID := v.OperationID
-	q := r.URL.Query()
-	wait := q.Get("wait") == "1" || q.Get("wait") == "true"
-	timeout := implicit
-	if wait {
-		timeout = defaultWait
-		if s := q.Get("timeout"); s != "" {
-			d, err := time.ParseDuration(s)
-			if err != nil || d <= 0 || d > maxWait {
-				return nil, novacron.FieldError("timeout", "must be a duration up to %s", maxWait)
-			}
-			timeout = d
-		}
-	}
+	wait, timeout := p.wait, p.timeout
 	header := http.Header{"Location": {"/api/operations/" + opID}}
 	if timeout == 0 || opID == "" {
 		return &response{status: http.StatusAccepted, body: v, header: header}, nil
@@ -142,7 +165,7 @@ func (a *API) accepted(r *http.Request, v *novacron.VM, deleting bool, implicit 
 		return &response{status: http.StatusAccepted, body: cur, header: header}, nil
 	case op.Status == novacron.OpFailed:
 		msg := op.Error
-		if cur != nil && cur.StateReason != "" && !strings.Contains(msg, cur.StateReason) {
+		if cur != nil && cur.StateReason != "" && !strings.Contains(msg, cur.StateReason) && !strings.Contains(cur.StateReason, msg) {
 			msg += " (" + cur.StateReason + ")"
 		}
 		return nil, &novacron.Error{Code: novacron.EOperationFailed, Message: op.Action + " failed: " + msg,
@@ -168,6 +191,9 @@ func (a *API) vmLogs(r *http.Request) (any, error) {
 	b, err := a.vms.Logs(r.Context(), stateOf(r).actor, r.PathValue("id"), tail)
 	if err != nil {
 		return nil, err
+	}
+	if b == nil {
+		b = []byte{}
 	}
 	return &response{status: http.StatusOK, raw: b, header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}}, nil
 }

@@ -92,6 +92,9 @@ type Server struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open starts a control plane: on return it is serving on Addr.
@@ -385,15 +388,20 @@ func (s *Server) API() *httpapi.API { return s.api }
 
 // Close stops accepting requests, lets those in flight finish until ctx
 // ends, stops the background loops and closes the store.
+// Guests keep running: they outlive the control plane. Closing twice is a
+// no-op.
 func (s *Server) Close(ctx context.Context) error {
-	err := s.http.Shutdown(ctx)
-	close(s.stop)
-	s.wg.Wait()
-	s.vms.Close()
-	if cerr := s.store.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	s.closeOnce.Do(func() {
+		err := s.http.Shutdown(ctx)
+		close(s.stop)
+		s.wg.Wait()
+		s.vms.Close()
+		if cerr := s.store.Close(); err == nil {
+			err = cerr
+		}
+		s.closeErr = err
+	})
+	return s.closeErr
 }
 
 // OpenStore opens the configured store without serving, for admin commands.
