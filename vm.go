@@ -171,6 +171,11 @@ type VMStore interface {
 	BeginOperation(ctx context.Context, vm *VM, from []VMState, to, desired VMState, op *Operation) error
 	// SetVMState records an observed state, reason and exit code.
 	SetVMState(ctx context.Context, id string, state VMState, reason string, exitCode *int) error
+	// ObserveVMState records a state observed on the node, but only while
+	// the VM is still in state from with no operation running: the reconcile
+	// loop uses it so that it never overwrites what an operation that began
+	// meanwhile recorded. It reports whether it wrote.
+	ObserveVMState(ctx context.Context, id string, from, state VMState, reason string, exitCode *int) (bool, error)
 	// SetVMDesiredState records what the VM should be doing.
 	SetVMDesiredState(ctx context.Context, id string, desired VMState) error
 	// DeleteVM removes the row.

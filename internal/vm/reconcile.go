@@ -128,22 +128,22 @@ func (s *Service) reconcileNode(ctx context.Context, nodeID string) {
 		switch vm.State {
 		case novacron.StateRunning, novacron.StatePaused:
 			if !ok {
-				s.setState(ctx, vm, novacron.StateFailed, "the guest is gone from its node", nil)
-				s.applyRestartPolicy(ctx, vm)
+				if s.observed(ctx, vm, novacron.StateFailed, "the guest is gone from its node", nil) {
+					s.applyRestartPolicy(ctx, vm)
+				}
 				continue
 			}
 			state, reason, exit := fromGuest(g.Status)
 			if g.Status.State == driver.GuestCreated {
 				state, reason = novacron.StateFailed, "the guest is no longer running (did the host restart?)"
 			}
-			if state != vm.State {
-				s.setState(ctx, vm, state, reason, exit)
+			if state != vm.State && s.observed(ctx, vm, state, reason, exit) {
 				s.applyRestartPolicy(ctx, vm)
 			}
 		case novacron.StateStopped, novacron.StateFailed:
 			if ok && (g.Status.State == driver.GuestRunning || g.Status.State == driver.GuestPaused) {
 				state, _, _ := fromGuest(g.Status)
-				s.setState(ctx, vm, state, "", nil)
+				s.observed(ctx, vm, state, "", nil)
 			}
 		}
 	}
@@ -160,6 +160,21 @@ func (s *Service) reconcileNode(ctx context.Context, nodeID string) {
 				"node", node.node.Name, "guest", g.ID, "driver", g.Driver, "state", g.Status.State)
 		}
 	}
+}
+
+// observed records a state seen on the node, unless an operation began or
+// the state changed since the VM was read.
+func (s *Service) observed(ctx context.Context, vm *novacron.VM, state novacron.VMState, reason string, exit *int) bool {
+	ok, err := s.store.ObserveVMState(ctx, vm.ID, vm.State, state, reason, exit)
+	if err != nil {
+		s.log.Error("record observed vm state", "vm", vm.ID, "err", err)
+		return false
+	}
+	if ok {
+		s.log.Info("vm state observed", "vm", vm.ID, "name", vm.Name, "from", vm.State, "to", state, "reason", reason)
+		vm.State, vm.StateReason, vm.ExitCode = state, reason, exit
+	}
+	return ok
 }
 
 // applyRestartPolicy starts a VM that stopped on its own again when its

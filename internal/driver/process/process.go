@@ -91,6 +91,11 @@ func New(cfg Config) (*Driver, error) {
 		return nil, fmt.Errorf("process driver: %w", err)
 	}
 	cfg.Dir = dir
+	// A unix socket's path holds at most 107 bytes: DIR/<uuid>/shim.sock
+	// must fit.
+	if n := len(dir) + 1 + 36 + 1 + len(sockFile); n > maxSocketPath {
+		return nil, fmt.Errorf("process driver: the directory %s is too long by %d bytes for the guests' unix sockets; use a shorter data directory", dir, n-maxSocketPath)
+	}
 	if len(cfg.ShimCommand) == 0 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -302,6 +307,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) error {
 
 // shimLogMax caps shim.log; it is cut when a guest starts past it.
 const shimLogMax = 1 << 20
+
+// maxSocketPath is the longest path a unix socket address can hold.
+const maxSocketPath = 107
 
 // startTimeout bounds how long a shim may take to start its guest.
 const startTimeout = 30 * time.Second

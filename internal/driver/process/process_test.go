@@ -764,3 +764,13 @@ func contains(s []string, x string) bool {
 	}
 	return false
 }
+
+func TestNewRefusesADirectoryTooLongForSockets(t *testing.T) {
+	long := "/tmp/" + strings.Repeat("d", 70)
+	if _, err := process.New(process.Config{Dir: long}); err == nil || !strings.Contains(err.Error(), "too long") {
+		t.Fatalf("New(%d-byte dir) = %v, want a too-long error", len(long), err)
+	}
+	if _, err := process.New(process.Config{Dir: t.TempDir()}); err != nil {
+		t.Fatalf("New(short dir): %v", err)
+	}
+}

@@ -417,6 +417,24 @@ func (s *Store) SetVMState(ctx context.Context, id string, state novacron.VMStat
 	return nil
 }
 
+// ObserveVMState records an observed state while the VM is still in state
+// from with no operation running.
+func (s *Store) ObserveVMState(ctx context.Context, id string, from, state novacron.VMState, reason string, exitCode *int) (bool, error) {
+	id, ok := store.ParseID(id)
+	if !ok {
+		return false, store.NotFound("vm")
+	}
+	if !store.ValidState(state) {
+		return false, novacron.FieldError("state", "unknown state %q", state)
+	}
+	n, err := rowsAffected(s.write.ExecContext(ctx, `UPDATE vms SET state = ?, state_reason = ?, exit_code = ?, updated_at = ?
+		WHERE id = ? AND state = ? AND operation_id IS NULL`, state, reason, exitCode, timeText(s.now()), id, from))
+	if err != nil {
+		return false, wrap("observe vm state", err)
+	}
+	return n == 1, nil
+}
+
 // SetVMDesiredState records what the VM should be doing ("" for nothing).
 func (s *Store) SetVMDesiredState(ctx context.Context, id string, desired novacron.VMState) error {
 	id, ok := store.ParseID(id)

@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"VM/UpdateSpec", testVMUpdateSpec},
 		{"VM/BeginOperation", testVMBeginOperation},
 		{"VM/SetState", testVMSetState},
+		{"VM/ObserveState", testVMObserveState},
 		{"VM/Delete", testVMDelete},
 		{"VM/NodeStatus", testVMNodeStatus},
 		{"Operation/List", testOperationList},

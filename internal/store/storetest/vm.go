@@ -794,3 +794,34 @@ func testVMNodeStatus(t *testing.T, s Store) {
 	_, err := s.GetNode(c, node.ID)
 	noErr(t, err, "GetNode")
 }
+
+// testVMObserveState: an observed state is written only while the VM is
+// in the expected state with no operation running.
+func testVMObserveState(t *testing.T, s Store) {
+	c := ctx(t)
+	tn := mustTenant(t, s, "acme")
+	vm, create := mustVM(t, s, tn.ID, "web", nil)
+	// The create operation runs: nothing is observed.
+	ok, err := s.ObserveVMState(c, vm.ID, novacron.StateCreating, novacron.StateFailed, "gone", nil)
+	noErr(t, err, "ObserveVMState")
+	if ok {
+		t.Fatal("observed a state while an operation runs")
+	}
+	noErr(t, s.FinishOperation(c, create.ID, novacron.OpSucceeded, ""), "FinishOperation")
+	noErr(t, s.SetVMState(c, vm.ID, novacron.StateRunning, "", nil), "SetVMState")
+	// Another state than expected: nothing is written.
+	ok, err = s.ObserveVMState(c, vm.ID, novacron.StatePaused, novacron.StateFailed, "gone", nil)
+	noErr(t, err, "ObserveVMState")
+	if ok || mustGetVM(t, s, vm.ID).State != novacron.StateRunning {
+		t.Fatal("observed a state over another one")
+	}
+	ok, err = s.ObserveVMState(c, vm.ID, novacron.StateRunning, novacron.StateFailed, "exited with code 3", ptr(3))
+	noErr(t, err, "ObserveVMState")
+	got := mustGetVM(t, s, vm.ID)
+	if !ok || got.State != novacron.StateFailed || got.StateReason != "exited with code 3" || got.ExitCode == nil || *got.ExitCode != 3 {
+		t.Fatalf("after ObserveVMState: ok=%v %+v", ok, got)
+	}
+	if _, err := s.ObserveVMState(c, "nope", novacron.StateRunning, novacron.StateFailed, "", nil); !novacron.IsCode(err, novacron.ENotFound) {
+		t.Fatalf("malformed id: %v", err)
+	}
+}
