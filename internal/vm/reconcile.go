@@ -104,6 +104,16 @@ func (s *Service) reconcileNode(ctx context.Context, nodeID string) {
 	if err != nil {
 		return
 	}
+	// The VMs are read before the guests are listed. The other way round,
+	// a VM started between the two reads (its operation over, so nothing
+	// guards it) would read running while its guest is missing from the
+	// older list, and be failed as gone: listing hundreds of guests takes
+	// long enough for that to happen under load.
+	vms, err := s.allVMs(ctx, nodeID)
+	if err != nil {
+		s.log.Warn("reconcile: list VMs", "node", node.node.Name, "err", err)
+		return
+	}
 	guests, err := node.client.ListGuests(ctx)
 	if err != nil {
 		s.log.Warn("reconcile: list guests", "node", node.node.Name, "err", err)
@@ -112,11 +122,6 @@ func (s *Service) reconcileNode(ctx context.Context, nodeID string) {
 	byID := make(map[string]nodeclient.Guest, len(guests))
 	for _, g := range guests {
 		byID[g.ID] = g
-	}
-	vms, err := s.allVMs(ctx, nodeID)
-	if err != nil {
-		s.log.Warn("reconcile: list VMs", "node", node.node.Name, "err", err)
-		return
 	}
 	known := make(map[string]bool, len(vms))
 	for _, vm := range vms {
@@ -150,6 +155,9 @@ func (s *Service) reconcileNode(ctx context.Context, nodeID string) {
 	for _, g := range guests {
 		if known[g.ID] {
 			continue
+		}
+		if vm, err := s.store.GetVM(ctx, novacron.AllTenants, g.ID); err == nil && vm.NodeID == nodeID {
+			continue // created since the VMs were read
 		}
 		s.mu.Lock()
 		seen := s.orphans[g.ID]
