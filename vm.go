@@ -172,10 +172,11 @@ type VMStore interface {
 	// SetVMState records an observed state, reason and exit code.
 	SetVMState(ctx context.Context, id string, state VMState, reason string, exitCode *int) error
 	// ObserveVMState records a state observed on the node, but only while
-	// the VM is still in state from with no operation running: the reconcile
-	// loop uses it so that it never overwrites what an operation that began
-	// meanwhile recorded. It reports whether it wrote.
-	ObserveVMState(ctx context.Context, id string, from, state VMState, reason string, exitCode *int) (bool, error)
+	// the VM is still as seen (the same state and updated_at) with no
+	// operation running: the reconcile loop uses it so that it never
+	// overwrites what happened since it read the VM. It reports whether it
+	// wrote.
+	ObserveVMState(ctx context.Context, seen *VM, state VMState, reason string, exitCode *int) (bool, error)
 	// SetVMDesiredState records what the VM should be doing.
 	SetVMDesiredState(ctx context.Context, id string, desired VMState) error
 	// DeleteVM removes the row.

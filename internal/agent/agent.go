@@ -349,12 +349,12 @@ func (a *Agent) ListGuests(ctx context.Context) ([]nodeclient.Guest, error) {
 				continue
 			}
 			seen[id] = true
-			st, err := a.drivers[name].Status(ctx, id)
-			if err != nil {
+			g := nodeclient.Guest{ID: id, Driver: name}
+			if g.Status, err = a.drivers[name].Status(ctx, id); err != nil {
 				a.log.Warn("guest status", "guest", id, "driver", name, "err", err)
-				continue
+				g.Err = err.Error()
 			}
-			out = append(out, nodeclient.Guest{ID: id, Driver: name, Status: st})
+			out = append(out, g)
 		}
 	}
 	return out, nil

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/novacron/novacron"
@@ -55,14 +56,15 @@ func CheckPassword(hash, pw string) bool {
 }
 
 // dummyHash is compared against when a login names an unknown user, so that
-// the answer takes as long as for a wrong password.
-var dummyHash = func() string {
+// the answer takes as long as for a wrong password. It is made on first use:
+// every start of the binary (each guest's shim among them) would pay for it.
+var dummyHash = sync.OnceValue(func() string {
 	h, err := bcrypt.GenerateFromPassword([]byte("novacron-dummy-password"), BcryptCost)
 	if err != nil {
 		panic(err)
 	}
 	return string(h)
-}()
+})
 
 // GeneratePassword returns a random password of 24 URL-safe characters.
 func GeneratePassword() string {

@@ -69,7 +69,7 @@ func (s *Service) Login(ctx context.Context, username, password string, c Client
 		return nil, err
 	}
 	if u == nil {
-		CheckPassword(dummyHash, password)
+		CheckPassword(dummyHash(), password)
 		return nil, novacron.Errorf(novacron.EUnauthorized, "invalid username or password")
 	}
 	if !CheckPassword(u.PasswordHash, password) {

@@ -29,6 +29,9 @@ type Guest struct {
 	ID     string        `json:"id"`
 	Driver string        `json:"driver"`
 	Status driver.Status `json:"status"`
+	// Err is set when the driver could not report the guest's status this
+	// time; Status is then unknown and must not be acted on.
+	Err string `json:"error,omitempty"`
 }
 
 // GuestSpec is what the control plane asks a node to create.

@@ -130,6 +130,9 @@ func (s *Service) reconcileNode(ctx context.Context, nodeID string) {
 			continue
 		}
 		g, ok := byID[vm.ID]
+		if ok && g.Err != "" {
+			continue // the node could not tell this time
+		}
 		switch vm.State {
 		case novacron.StateRunning, novacron.StatePaused:
 			if !ok {
@@ -173,7 +176,7 @@ func (s *Service) reconcileNode(ctx context.Context, nodeID string) {
 // observed records a state seen on the node, unless an operation began or
 // the state changed since the VM was read.
 func (s *Service) observed(ctx context.Context, vm *novacron.VM, state novacron.VMState, reason string, exit *int) bool {
-	ok, err := s.store.ObserveVMState(ctx, vm.ID, vm.State, state, reason, exit)
+	ok, err := s.store.ObserveVMState(ctx, vm, state, reason, exit)
 	if err != nil {
 		s.log.Error("record observed vm state", "vm", vm.ID, "err", err)
 		return false

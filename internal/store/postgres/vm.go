@@ -446,10 +446,10 @@ func (s *Store) SetVMState(ctx context.Context, id string, state novacron.VMStat
 	return nil
 }
 
-// ObserveVMState records an observed state while the VM is still in state
-// from with no operation running.
-func (s *Store) ObserveVMState(ctx context.Context, id string, from, state novacron.VMState, reason string, exitCode *int) (bool, error) {
-	id, ok := store.ParseID(id)
+// ObserveVMState records an observed state while the VM is still as seen
+// (same state and updated_at) with no operation running.
+func (s *Store) ObserveVMState(ctx context.Context, seen *novacron.VM, state novacron.VMState, reason string, exitCode *int) (bool, error) {
+	id, ok := store.ParseID(seen.ID)
 	if !ok {
 		return false, store.NotFound("vm")
 	}
@@ -457,7 +457,8 @@ func (s *Store) ObserveVMState(ctx context.Context, id string, from, state novac
 		return false, novacron.FieldError("state", "unknown state %q", state)
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE vms SET state = $1, state_reason = $2, exit_code = $3, updated_at = $4
-		WHERE id = $5 AND state = $6 AND operation_id IS NULL`, state, reason, exitCode, store.Time(s.now()), id, from)
+		WHERE id = $5 AND state = $6 AND updated_at = $7 AND operation_id IS NULL`,
+		state, reason, exitCode, store.Time(s.now()), id, seen.State, store.Time(seen.UpdatedAt))
 	if err != nil {
 		return false, wrap("observe vm state", err)
 	}

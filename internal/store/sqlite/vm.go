@@ -417,10 +417,10 @@ func (s *Store) SetVMState(ctx context.Context, id string, state novacron.VMStat
 	return nil
 }
 
-// ObserveVMState records an observed state while the VM is still in state
-// from with no operation running.
-func (s *Store) ObserveVMState(ctx context.Context, id string, from, state novacron.VMState, reason string, exitCode *int) (bool, error) {
-	id, ok := store.ParseID(id)
+// ObserveVMState records an observed state while the VM is still as seen
+// (same state and updated_at) with no operation running.
+func (s *Store) ObserveVMState(ctx context.Context, seen *novacron.VM, state novacron.VMState, reason string, exitCode *int) (bool, error) {
+	id, ok := store.ParseID(seen.ID)
 	if !ok {
 		return false, store.NotFound("vm")
 	}
@@ -428,7 +428,8 @@ func (s *Store) ObserveVMState(ctx context.Context, id string, from, state novac
 		return false, novacron.FieldError("state", "unknown state %q", state)
 	}
 	n, err := rowsAffected(s.write.ExecContext(ctx, `UPDATE vms SET state = ?, state_reason = ?, exit_code = ?, updated_at = ?
-		WHERE id = ? AND state = ? AND operation_id IS NULL`, state, reason, exitCode, timeText(s.now()), id, from))
+		WHERE id = ? AND state = ? AND updated_at = ? AND operation_id IS NULL`,
+		state, reason, exitCode, timeText(s.now()), id, seen.State, timeText(seen.UpdatedAt)))
 	if err != nil {
 		return false, wrap("observe vm state", err)
 	}

@@ -796,32 +796,41 @@ func testVMNodeStatus(t *testing.T, s Store) {
 }
 
 // testVMObserveState: an observed state is written only while the VM is
-// in the expected state with no operation running.
+// as it was read (state and updated_at) with no operation running.
 func testVMObserveState(t *testing.T, s Store) {
 	c := ctx(t)
 	tn := mustTenant(t, s, "acme")
 	vm, create := mustVM(t, s, tn.ID, "web", nil)
 	// The create operation runs: nothing is observed.
-	ok, err := s.ObserveVMState(c, vm.ID, novacron.StateCreating, novacron.StateFailed, "gone", nil)
+	ok, err := s.ObserveVMState(c, mustGetVM(t, s, vm.ID), novacron.StateFailed, "gone", nil)
 	noErr(t, err, "ObserveVMState")
 	if ok {
 		t.Fatal("observed a state while an operation runs")
 	}
 	noErr(t, s.FinishOperation(c, create.ID, novacron.OpSucceeded, ""), "FinishOperation")
 	noErr(t, s.SetVMState(c, vm.ID, novacron.StateRunning, "", nil), "SetVMState")
-	// Another state than expected: nothing is written.
-	ok, err = s.ObserveVMState(c, vm.ID, novacron.StatePaused, novacron.StateFailed, "gone", nil)
+	seen := mustGetVM(t, s, vm.ID)
+	// The VM changed since it was read (a restart that ended running
+	// again): nothing is written.
+	time.Sleep(2 * time.Millisecond)
+	noErr(t, s.SetVMState(c, vm.ID, novacron.StateRunning, "", nil), "SetVMState")
+	ok, err = s.ObserveVMState(c, seen, novacron.StateFailed, "gone", nil)
 	noErr(t, err, "ObserveVMState")
 	if ok || mustGetVM(t, s, vm.ID).State != novacron.StateRunning {
-		t.Fatal("observed a state over another one")
+		t.Fatal("observed a state over a newer one")
 	}
-	ok, err = s.ObserveVMState(c, vm.ID, novacron.StateRunning, novacron.StateFailed, "exited with code 3", ptr(3))
+	seen = mustGetVM(t, s, vm.ID)
+	ok, err = s.ObserveVMState(c, seen, novacron.StateFailed, "exited with code 3", ptr(3))
 	noErr(t, err, "ObserveVMState")
 	got := mustGetVM(t, s, vm.ID)
 	if !ok || got.State != novacron.StateFailed || got.StateReason != "exited with code 3" || got.ExitCode == nil || *got.ExitCode != 3 {
 		t.Fatalf("after ObserveVMState: ok=%v %+v", ok, got)
 	}
-	if _, err := s.ObserveVMState(c, "nope", novacron.StateRunning, novacron.StateFailed, "", nil); !novacron.IsCode(err, novacron.ENotFound) {
+	// The same stale read does not write twice.
+	if ok, _ := s.ObserveVMState(c, seen, novacron.StateStopped, "", nil); ok {
+		t.Fatal("a stale read wrote")
+	}
+	if _, err := s.ObserveVMState(c, &novacron.VM{ID: "nope"}, novacron.StateFailed, "", nil); !novacron.IsCode(err, novacron.ENotFound) {
 		t.Fatalf("malformed id: %v", err)
 	}
 }
