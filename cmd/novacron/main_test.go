@@ -614,6 +614,8 @@ func TestServerBadConfiguration(t *testing.T) {
 		{"TLS cert without key", nil, []string{"--tls-cert", filepath.Join(dir, "cert.pem")}, 2, "--tls-key", ""},
 		{"unreadable auth secret file", nil, []string{"--auth-secret-file", filepath.Join(dir, "missing")}, 2, "--auth-secret-file", ""},
 		{"short secret in the auth secret file", nil, []string{"--auth-secret-file", shortSecretFile}, 2, "32 bytes", "tiny-secret-xyz"},
+		{"inverted guest uid range", nil, []string{"--guest-uid-min", "5000", "--guest-uid-max", "4000"}, 2, "--guest-uid-min", ""},
+		{"zero reconcile interval", []string{"NOVACRON_RECONCILE_INTERVAL=0s"}, nil, 2, "--reconcile-interval", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

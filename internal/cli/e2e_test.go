@@ -196,7 +196,9 @@ func storedCredentials(t *testing.T, xdg string) (server, token, username string
 
 func startServer(t *testing.T, db string) *server.Server {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Creating the first admin is a bcrypt: seconds under -race, far more
+	// on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv, err := server.Open(ctx, server.Config{
 		DataDir:       t.TempDir(),

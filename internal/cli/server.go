@@ -89,6 +89,12 @@ terminal, never in the log.`,
 			if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 				return usagef("--tls-cert and --tls-key go together")
 			}
+			if cfg.GuestUIDMin < 1000 || cfg.GuestUIDMax < cfg.GuestUIDMin {
+				return usagef("--guest-uid-min and --guest-uid-max: want 1000 <= min <= max, got %d-%d", cfg.GuestUIDMin, cfg.GuestUIDMax)
+			}
+			if cfg.ReconcileInterval <= 0 || cfg.StopTimeout <= 0 {
+				return usagef("--reconcile-interval and --stop-timeout must be positive")
+			}
 			cfg.CORSOrigins = cors
 			for _, p := range proxies {
 				pfx, err := parsePrefix(p)
@@ -140,6 +146,12 @@ terminal, never in the log.`,
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&logFormat, "log-format", "json", "json or text")
 	fl.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may finish after SIGTERM")
+	fl.StringVar(&cfg.NodeName, "node-name", "", "name of the local node (default: the host name)")
+	fl.IntVar(&cfg.GuestUIDMin, "guest-uid-min", 200000, "lowest unprivileged `uid` given to a process guest")
+	fl.IntVar(&cfg.GuestUIDMax, "guest-uid-max", 265535, "highest unprivileged `uid` given to a process guest")
+	fl.BoolVar(&cfg.AllowUserProcess, "allow-user-process", false, "let non-admins create process VMs, which run commands on the host")
+	fl.DurationVar(&cfg.ReconcileInterval, "reconcile-interval", 2*time.Second, "how often what the node runs is compared with the database")
+	fl.DurationVar(&cfg.StopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop waits before it kills, unless the request says")
 	return markSettings(cmd)
 }
 
