@@ -21,7 +21,7 @@ import (
 // Store is what the service needs of the database.
 type Store interface {
 	novacron.VMStore
-	GetTenant(ctx context.Context, scope novacron.Scope, id string) (*novacron.Tenant, error)
+	InsertAudit(ctx context.Context, e *novacron.AuditEntry) error
 }
 
 // Config configures the service.
@@ -249,12 +249,23 @@ func (s *Service) run(op *novacron.Operation, f func(ctx context.Context) error)
 			return
 		}
 		status, msg := novacron.OpSucceeded, ""
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		if err != nil {
 			status, msg = novacron.OpFailed, publicError(err)
 			s.log.Warn("operation failed", "operation", op.ID, "action", op.Action, "vm", op.VMID, "err", err)
+			// The request was audited when it was accepted; its failure is
+			// audited too, so that it is never silent.
+			who := ""
+			if op.UserID == "" {
+				who = "novacron" // an action the control plane took itself
+			}
+			if aerr := s.store.InsertAudit(ctx, &novacron.AuditEntry{TS: s.cfg.Now().UTC(), UserID: op.UserID, Username: who,
+				TenantID: op.TenantID, Action: "vm." + op.Action, Resource: "vm", ResourceID: op.VMID,
+				Success: false, Error: novacron.EOperationFailed + ": " + msg, RequestID: "operation " + op.ID}); aerr != nil {
+				s.log.Error("audit a failed operation", "operation", op.ID, "err", aerr)
+			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
 		if err := s.store.FinishOperation(ctx, op.ID, status, msg); err != nil {
 			s.log.Error("finish operation", "operation", op.ID, "err", err)
 		}

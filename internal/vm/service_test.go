@@ -134,6 +134,15 @@ func TestFailedCreateLeavesNothing(t *testing.T) {
 	if g, _ := w.agent.ListGuests(context.Background()); len(g) != 0 {
 		t.Fatalf("guests left: %+v", g)
 	}
+	// The failure is in the audit log too.
+	entries, _, err := w.store.ListAudit(context.Background(), novacron.AllTenants, novacron.AuditFilter{Action: "vm.create"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Success || entries[0].ResourceID != v.ID || entries[0].UserID != w.admin.UserID ||
+		entries[0].TenantID != w.tenant.ID || !strings.Contains(entries[0].Error, "disk full") {
+		t.Fatalf("audit of the failed create: %+v", entries)
+	}
 	if _, err := os.Stat(filepath.Join(w.dir, "agent", "guests", v.ID+".json")); !os.IsNotExist(err) {
 		t.Fatalf("the agent kept a record: %v", err)
 	}
