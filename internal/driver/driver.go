@@ -22,6 +22,15 @@ type Spec struct {
 	Config json.RawMessage
 	// UID and GID are the unprivileged ids the guest runs as, unique to it.
 	UID, GID int
+	// Boot files and disk images, as files in the agent's own image cache
+	// (never a path from a request), each verified against its sha256;
+	// empty when the VM uses none. BaseImage is what a qemu guest's disk is
+	// made from (BaseImageFormat "qcow2" or "raw"); Kernel and Initrd boot a
+	// qemu guest directly; a container's rootfs tarball is BaseImage too.
+	BaseImage       string
+	BaseImageFormat string
+	Kernel          string
+	Initrd          string
 }
 
 // GuestState is what a driver sees a guest doing.
