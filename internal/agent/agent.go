@@ -33,7 +33,9 @@ type Config struct {
 	// UIDMin and UIDMax bound the unprivileged uids given to guests.
 	UIDMin, UIDMax int
 	Drivers        []driver.Driver
-	Logger         *slog.Logger
+	// Images is where the agent fetches images it has not cached.
+	Images ImageSource
+	Logger *slog.Logger
 }
 
 // Agent is a node agent.
@@ -43,6 +45,7 @@ type Agent struct {
 	drivers map[string]driver.Driver
 
 	freshBoot bool
+	imageMu   sync.Mutex
 
 	mu     sync.Mutex
 	guests map[string]*record
@@ -180,6 +183,9 @@ func (a *Agent) CreateGuest(ctx context.Context, spec nodeclient.GuestSpec) erro
 	}
 	unlock := a.lock(spec.ID)
 	defer unlock()
+	if err := a.resolveImages(ctx, &spec); err != nil {
+		return err
+	}
 	a.mu.Lock()
 	r := a.guests[spec.ID]
 	if r == nil {

@@ -34,10 +34,29 @@ type Guest struct {
 	Err string `json:"error,omitempty"`
 }
 
-// GuestSpec is what the control plane asks a node to create.
+// GuestSpec is what the control plane asks a node to create. The Spec's
+// file fields are the node's to fill from Images.
 type GuestSpec struct {
 	Driver string `json:"driver"`
 	driver.Spec
+	Images GuestImages `json:"images"`
+}
+
+// ImageRef names an image a guest needs; the node fetches it by ID from the
+// control plane on first use and checks it against SHA256.
+type ImageRef struct {
+	ID     string `json:"id"`
+	Format string `json:"format"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// GuestImages are the images of a guest: its disk's base, or the kernel and
+// initrd it boots.
+type GuestImages struct {
+	Base   *ImageRef `json:"base,omitempty"`
+	Kernel *ImageRef `json:"kernel,omitempty"`
+	Initrd *ImageRef `json:"initrd,omitempty"`
 }
 
 // Client is a node. Errors carry the novacron error codes: ENotFound for a
