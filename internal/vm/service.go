@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -151,6 +152,7 @@ func (s *Service) Drivers() []string {
 	for name := range e.info.Drivers {
 		out = append(out, name)
 	}
+	sort.Strings(out)
 	return out
 }
 
