@@ -17,11 +17,12 @@ import (
 	"github.com/novacron/novacron"
 )
 
-// Store is what an implementation provides: the control plane store and
-// the VM store.
+// Store is what an implementation provides: the control plane store, the
+// VM store and the image store.
 type Store interface {
 	novacron.Store
 	novacron.VMStore
+	novacron.ImageStore
 }
 
 // Run runs the conformance suite. open returns a new store on an empty,
@@ -76,6 +77,12 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Operation/Finish", testOperationFinish},
 		{"Node/Upsert", testNodeUpsert},
 		{"Node/List", testNodeList},
+		{"Image/CreateGet", testImageCreateGet},
+		{"Image/CreateInvalid", testImageCreateInvalid},
+		{"Image/Quota", testImageQuota},
+		{"Image/List", testImageList},
+		{"Image/Delete", testImageDelete},
+		{"Image/DeleteInUse", testImageDeleteInUse},
 		{"Concurrent/VMQuota", testVMQuotaRace},
 		{"Concurrent/BeginOperation", testVMBeginRace},
 		{"Concurrent/Writers", testConcurrentWriters},

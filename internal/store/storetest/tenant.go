@@ -45,6 +45,9 @@ func testMalformedIDs(t *testing.T, s Store) {
 		checks["SetOperationPhase"] = s.SetOperationPhase(c, id, "x")
 		checks["FinishOperation"] = s.FinishOperation(c, id, novacron.OpSucceeded, "")
 		_, checks["GetNode"] = s.GetNode(c, id)
+		_, checks["GetImage"] = s.GetImage(c, novacron.AllTenants, id)
+		checks["DeleteImage"] = s.DeleteImage(c, novacron.AllTenants, id)
+		_, checks["TenantImageBytes"] = s.TenantImageBytes(c, id)
 		// A malformed scope sees nothing either.
 		if id != "" {
 			_, checks["GetTenant/scope"] = s.GetTenant(c, novacron.TenantScope(id), tn.ID)
@@ -54,6 +57,8 @@ func testMalformedIDs(t *testing.T, s Store) {
 			_, checks["GetVMByName/scope"] = s.GetVMByName(c, novacron.TenantScope(id), vm.Name)
 			checks["UpdateVMSpec/scope"] = s.UpdateVMSpec(c, novacron.TenantScope(id), vm, allStates)
 			_, checks["GetOperation/scope"] = s.GetOperation(c, novacron.TenantScope(id), op.ID)
+			_, checks["GetImage/scope"] = s.GetImage(c, novacron.TenantScope(id), missingID)
+			checks["DeleteImage/scope"] = s.DeleteImage(c, novacron.TenantScope(id), missingID)
 		}
 		for name, err := range checks {
 			if !novacron.IsCode(err, novacron.ENotFound) {
