@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian machine (run as root):
-# PostgreSQL for the store and end-to-end tests, staticcheck for the lint step.
+# PostgreSQL for the store and end-to-end tests, qemu-img (qemu-utils) for the
+# image checks, staticcheck for the lint step.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+command -v prlimit >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
