@@ -14,6 +14,7 @@ import (
 
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/auth"
+	"github.com/novacron/novacron/internal/images"
 	"github.com/novacron/novacron/internal/vm"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -42,6 +43,11 @@ type Config struct {
 	Features []string
 	// OpenAPI is the document served at /api/openapi.json.
 	OpenAPI []byte
+	// Images keeps uploaded images; without it the image routes answer 503.
+	Images *images.Store
+	// UploadTimeout bounds reading an upload's body (default 4h), in place
+	// of the server's read timeout.
+	UploadTimeout time.Duration
 }
 
 // API serves the REST API.
@@ -72,6 +78,9 @@ type Store interface {
 // New returns the API over a store, the authentication service and the VM
 // service.
 func New(cfg Config, store Store, authn *auth.Service, vms *vm.Service, log *slog.Logger) *API {
+	if cfg.UploadTimeout <= 0 {
+		cfg.UploadTimeout = 4 * time.Hour
+	}
 	if cfg.LoginConcurrency <= 0 {
 		cfg.LoginConcurrency = runtime.NumCPU()
 	}

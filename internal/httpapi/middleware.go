@@ -228,7 +228,7 @@ func (a *API) wrap(rt *route) http.Handler {
 			return
 		}
 		var body any
-		body, err = a.serve(rt, r, st)
+		body, err = a.serve(rt, w, r, st)
 		if isMutating(r.Method) {
 			defer a.audit(r, rt, st, err)
 		}
@@ -257,7 +257,7 @@ func (a *API) wrap(rt *route) http.Handler {
 	})
 }
 
-func (a *API) serve(rt *route, r *http.Request, st *reqState) (any, error) {
+func (a *API) serve(rt *route, w http.ResponseWriter, r *http.Request, st *reqState) (any, error) {
 	now := a.now()
 	if ok, wait := a.ipLimit.allow("ip:"+st.ip, now); !ok {
 		return nil, rateLimited("too many requests from this address", wait)
@@ -273,7 +273,16 @@ func (a *API) serve(rt *route, r *http.Request, st *reqState) (any, error) {
 	if err := auth.Allowed(st.actor, rt.policy, auth.Target{}); err != nil {
 		return nil, err
 	}
-	r.Body = http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
+	if rt.upload > 0 {
+		// A raw upload: its own limit, and the connection is closed when
+		// it is exceeded rather than drained. Only now, once the caller
+		// is known, may the body take longer than the server's read
+		// timeout.
+		r.Body = http.MaxBytesReader(w, r.Body, rt.upload)
+		_ = http.NewResponseController(w).SetReadDeadline(now.Add(a.cfg.UploadTimeout))
+	} else {
+		r.Body = http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
+	}
 	return rt.h(r)
 }
 

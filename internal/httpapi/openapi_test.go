@@ -130,9 +130,16 @@ func TestOpenAPIConventions(t *testing.T) {
 			name := method + " " + path
 			if op.RequestBody != nil {
 				mt := op.RequestBody.Value.Content.Get("application/json")
-				if mt == nil || mt.Schema == nil {
+				raw := op.RequestBody.Value.Content.Get("application/octet-stream")
+				switch {
+				case raw != nil:
+					// An upload: a raw stream, nothing else.
+					if len(op.RequestBody.Value.Content) != 1 || raw.Schema == nil || raw.Schema.Value.Format != "binary" {
+						t.Errorf("%s: an upload body must be only application/octet-stream, format binary", name)
+					}
+				case mt == nil || mt.Schema == nil:
 					t.Errorf("%s: request body is not application/json", name)
-				} else if ap := mt.Schema.Value.AdditionalProperties.Has; ap == nil || *ap {
+				case mt.Schema.Value.AdditionalProperties.Has == nil || *mt.Schema.Value.AdditionalProperties.Has:
 					t.Errorf("%s: request body does not forbid unknown fields (additionalProperties: false)", name)
 				}
 				if _, ok := op.Responses.Map()["413"]; !ok {

@@ -24,6 +24,10 @@ type route struct {
 	h        handlerFunc
 	// raw routes write their own answer (metrics, openapi) and are not JSON.
 	raw http.HandlerFunc
+	// upload, when above 0, makes the request body a raw stream of at most
+	// this many bytes, read within Config.UploadTimeout, instead of a JSON
+	// document of at most MaxBodyBytes.
+	upload int64
 }
 
 // routeTable is every route of the API with its permission beside it.
@@ -72,6 +76,11 @@ func (a *API) routeTable() []route {
 
 		{method: "GET", path: "/api/operations", policy: auth.Member, action: "operation.list", resource: "operation", h: a.listOperations},
 		{method: "GET", path: "/api/operations/{id}", policy: auth.Member, action: "operation.get", resource: "operation", h: a.getOperation},
+
+		{method: "GET", path: "/api/images", policy: auth.Member, action: "image.list", resource: "image", h: a.listImages},
+		{method: "POST", path: "/api/images", policy: auth.Member, action: "image.upload", resource: "image", h: a.uploadImage, upload: a.uploadLimit()},
+		{method: "GET", path: "/api/images/{id}", policy: auth.Member, action: "image.get", resource: "image", h: a.getImage},
+		{method: "DELETE", path: "/api/images/{id}", policy: auth.Member, action: "image.delete", resource: "image", h: a.deleteImage},
 
 		{method: "GET", path: "/api/nodes", policy: auth.Operator, action: "node.list", resource: "node", h: a.listNodes},
 		{method: "GET", path: "/api/nodes/{id}", policy: auth.Operator, action: "node.get", resource: "node", h: a.getNode},

@@ -29,6 +29,7 @@ import (
 	"github.com/novacron/novacron/internal/driver"
 	"github.com/novacron/novacron/internal/driver/process"
 	"github.com/novacron/novacron/internal/httpapi"
+	"github.com/novacron/novacron/internal/images"
 	"github.com/novacron/novacron/internal/store/postgres"
 	"github.com/novacron/novacron/internal/store/sqlite"
 	"github.com/novacron/novacron/internal/vm"
@@ -72,6 +73,8 @@ type Config struct {
 	ShimCommand []string
 	// Drivers, when set, replaces the node's drivers (tests).
 	Drivers []driver.Driver
+	// MaxImageSize bounds an image upload in bytes (default 20 GiB).
+	MaxImageSize int64
 
 	Logger *slog.Logger
 	// Terminal, when set, is where a generated admin password is shown. It
@@ -150,6 +153,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openNode(ctx); err != nil {
 		return nil, err
 	}
+	imgs, err := images.New(images.Config{Dir: filepath.Join(cfg.DataDir, "images"), MaxSize: cfg.MaxImageSize,
+		Logger: cfg.Logger.With("component", "images")}, s.store)
+	if err != nil {
+		return nil, err
+	}
 	s.api = httpapi.New(httpapi.Config{
 		Version:           Version,
 		AllowRegistration: cfg.AllowRegistration,
@@ -160,9 +168,10 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MetricsToken:      cfg.MetricsToken,
 		MetricsPublic:     cfg.MetricsPublic,
 		TLS:               cfg.TLSCert != "",
-		Features:          []string{"auth", "tenants", "audit", "vms", "operations"},
+		Features:          []string{"auth", "tenants", "audit", "vms", "operations", "images"},
 		Drivers:           s.vms.Drivers(),
 		OpenAPI:           api.OpenAPI,
+		Images:            imgs,
 	}, s.store, authn, s.vms, cfg.Logger.With("component", "http"))
 
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -234,6 +243,7 @@ func (s *Server) openNode(ctx context.Context) error {
 type Store interface {
 	novacron.Store
 	novacron.VMStore
+	novacron.ImageStore
 }
 
 func storeKind(db string) string {
