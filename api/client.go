@@ -101,24 +101,35 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 // send sends one request whose body, when in is not nil, is in encoded as
 // JSON, asking for an answer of the media type accept.
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, in any, accept string) (*http.Response, error) {
-	u := c.baseURL + path
-	if len(query) > 0 {
-		u += "?" + query.Encode()
-	}
 	var body io.Reader
+	size := int64(0)
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return nil, fmt.Errorf("api: %s %s: encode body: %w", method, path, err)
 		}
-		body = bytes.NewReader(b)
+		body, size = bytes.NewReader(b), int64(len(b))
+	}
+	return c.sendBody(ctx, method, path, query, body, "application/json", size, accept)
+}
+
+// sendBody sends one request with body (none for nil) of the media type
+// contentType and size bytes (-1 when unknown), streamed as it is read.
+func (c *Client) sendBody(ctx context.Context, method, path string, query url.Values, body io.Reader, contentType string,
+	size int64, accept string) (*http.Response, error) {
+	u := c.baseURL + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, fmt.Errorf("api: %w", err)
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+		if size >= 0 {
+			req.ContentLength = size
+		}
 	}
 	req.Header.Set("Accept", accept)
 	if c.userAgent != "" {

@@ -152,6 +152,7 @@ terminal, never in the log.`,
 	fl.BoolVar(&cfg.AllowUserProcess, "allow-user-process", false, "let non-admins create process VMs, which run commands on the host")
 	fl.DurationVar(&cfg.ReconcileInterval, "reconcile-interval", 2*time.Second, "how often what the node runs is compared with the database")
 	fl.DurationVar(&cfg.StopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop waits before it kills, unless the request says")
+	fl.Int64Var(&cfg.MaxImageSize, "max-image-size", 20<<30, "largest image upload in `bytes`")
 	return markSettings(cmd)
 }
 
