@@ -22,7 +22,9 @@ import (
 type Config struct {
 	// Run is a guest that runs until stopped and ends on a graceful stop.
 	Run json.RawMessage
-	// Exit3 is a guest that exits by itself with code 3, within seconds.
+	// Exit3 is a guest that exits by itself with code 3, within seconds;
+	// nil when the driver's guests cannot choose their exit code (the
+	// suite skips that test).
 	Exit3 json.RawMessage
 	// IgnoreStop is a guest that ignores a graceful stop, printing
 	// ReadyLine once it does (for a LogReader; without one the suite
@@ -37,6 +39,20 @@ type Config struct {
 	UID, GID int
 	// CPUs and MemoryMB are the guests' resources (defaults 1 and 256).
 	CPUs, MemoryMB int
+	// RunReadyLine, when set, is a line the Run guest prints once it
+	// handles a graceful stop (a booted OS); where a stop's duration is
+	// checked, the suite waits for it first.
+	RunReadyLine string
+	// KilledExitCode and KilledReason are what a guest reports after a
+	// forced stop or a stop past its timeout (defaults 137 and "killed by
+	// signal 9").
+	KilledExitCode int
+	KilledReason   string
+	// Prepare, when set, completes each guest's spec (boot files, disk).
+	Prepare func(spec *driver.Spec)
+	// OutputTimeout bounds the wait for a guest's output (default 10 s;
+	// more for guests that boot an OS).
+	OutputTimeout time.Duration
 }
 
 // Run runs the suite. newDriver returns a fresh driver for each subtest.
@@ -46,6 +62,15 @@ func Run(t *testing.T, newDriver func(t *testing.T) driver.Driver, cfg Config) {
 	}
 	if cfg.MemoryMB == 0 {
 		cfg.MemoryMB = 256
+	}
+	if cfg.KilledExitCode == 0 {
+		cfg.KilledExitCode = 137
+	}
+	if cfg.OutputTimeout == 0 {
+		cfg.OutputTimeout = 10 * time.Second
+	}
+	if cfg.KilledReason == "" {
+		cfg.KilledReason = "killed by signal 9"
 	}
 	s := &suite{cfg: cfg, newDriver: newDriver}
 	t.Run("ValidateConfig", s.validateConfig)
@@ -69,8 +94,12 @@ type suite struct {
 // resources.
 func (s *suite) spec(config json.RawMessage) driver.Spec {
 	id := uuid.NewString()
-	return driver.Spec{ID: id, Name: "t-" + id[:8], CPUs: s.cfg.CPUs, MemoryMB: s.cfg.MemoryMB,
+	spec := driver.Spec{ID: id, Name: "t-" + id[:8], CPUs: s.cfg.CPUs, MemoryMB: s.cfg.MemoryMB,
 		Config: config, UID: s.cfg.UID, GID: s.cfg.GID}
+	if s.cfg.Prepare != nil {
+		s.cfg.Prepare(&spec)
+	}
+	return spec
 }
 
 func testContext(t *testing.T) context.Context {
@@ -171,9 +200,9 @@ func waitExited(t *testing.T, ctx context.Context, d driver.Driver, id string, w
 }
 
 // waitOutput polls the guest's logs until they hold want.
-func waitOutput(t *testing.T, ctx context.Context, lr driver.LogReader, id, want string) []byte {
+func (s *suite) waitOutput(t *testing.T, ctx context.Context, lr driver.LogReader, id, want string) []byte {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(s.cfg.OutputTimeout)
 	for {
 		b, err := lr.Logs(ctx, id, 0)
 		if err != nil {
@@ -193,6 +222,9 @@ func (s *suite) validateConfig(t *testing.T) {
 	d := s.newDriver(t)
 	for name, c := range map[string]json.RawMessage{"Run": s.cfg.Run, "Exit3": s.cfg.Exit3,
 		"IgnoreStop": s.cfg.IgnoreStop, "Output": s.cfg.Output} {
+		if c == nil && name == "Exit3" {
+			continue
+		}
 		if err := d.ValidateConfig(c); err != nil {
 			t.Errorf("ValidateConfig(%s %s): %v", name, c, err)
 		}
@@ -337,6 +369,9 @@ func (s *suite) stopPaused(t *testing.T) {
 	}
 	ctx := testContext(t)
 	spec := s.start(t, ctx, d, s.cfg.Run)
+	if lr, ok := d.(driver.LogReader); ok && s.cfg.RunReadyLine != "" {
+		s.waitOutput(t, ctx, lr, spec.ID, s.cfg.RunReadyLine)
+	}
 	if err := p.Pause(ctx, spec.ID); err != nil {
 		t.Fatalf("Pause: %v", err)
 	}
@@ -351,6 +386,9 @@ func (s *suite) stopPaused(t *testing.T) {
 }
 
 func (s *suite) exitByItself(t *testing.T) {
+	if s.cfg.Exit3 == nil {
+		t.Skip("the driver's guests cannot choose their exit code")
+	}
 	d := s.newDriver(t)
 	ctx := testContext(t)
 	spec := s.start(t, ctx, d, s.cfg.Exit3)
@@ -376,7 +414,7 @@ func (s *suite) stopTimeout(t *testing.T) {
 	ctx := testContext(t)
 	spec := s.start(t, ctx, d, s.cfg.IgnoreStop)
 	if lr, ok := d.(driver.LogReader); ok && s.cfg.ReadyLine != "" {
-		waitOutput(t, ctx, lr, spec.ID, s.cfg.ReadyLine)
+		s.waitOutput(t, ctx, lr, spec.ID, s.cfg.ReadyLine)
 	} else {
 		time.Sleep(300 * time.Millisecond)
 	}
@@ -393,8 +431,8 @@ func (s *suite) stopTimeout(t *testing.T) {
 		t.Errorf("Stop took %s with a timeout of %s", el, timeout)
 	}
 	st := wantExited(t, ctx, d, spec.ID)
-	if *st.ExitCode != 137 || st.Reason != "killed by signal 9" {
-		t.Fatalf("Status = exit code %d, reason %q; want 137, \"killed by signal 9\"", *st.ExitCode, st.Reason)
+	if *st.ExitCode != s.cfg.KilledExitCode || st.Reason != s.cfg.KilledReason {
+		t.Fatalf("Status = exit code %d, reason %q; want %d, %q", *st.ExitCode, st.Reason, s.cfg.KilledExitCode, s.cfg.KilledReason)
 	}
 }
 
@@ -410,8 +448,8 @@ func (s *suite) forceStop(t *testing.T) {
 		t.Errorf("forced Stop took %s", el)
 	}
 	st := wantExited(t, ctx, d, spec.ID)
-	if *st.ExitCode != 137 || st.Reason != "killed by signal 9" {
-		t.Fatalf("Status = exit code %d, reason %q; want 137, \"killed by signal 9\"", *st.ExitCode, st.Reason)
+	if *st.ExitCode != s.cfg.KilledExitCode || st.Reason != s.cfg.KilledReason {
+		t.Fatalf("Status = exit code %d, reason %q; want %d, %q", *st.ExitCode, st.Reason, s.cfg.KilledExitCode, s.cfg.KilledReason)
 	}
 }
 
@@ -440,7 +478,7 @@ func (s *suite) logs(t *testing.T) {
 	}
 	lines := s.cfg.OutputLines
 	all := strings.Join(lines, "\n") + "\n"
-	if b := waitOutput(t, ctx, lr, spec.ID, lines[len(lines)-1]+"\n"); !bytes.Contains(b, []byte(all)) {
+	if b := s.waitOutput(t, ctx, lr, spec.ID, lines[len(lines)-1]+"\n"); !bytes.Contains(b, []byte(all)) {
 		t.Fatalf("Logs = %q, want it to hold %q", b, all)
 	}
 	b, err := lr.Logs(ctx, spec.ID, 2)
