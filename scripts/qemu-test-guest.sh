@@ -22,7 +22,7 @@ for tool in apt-get apt-cache dpkg-deb cpio gzip; do
 	command -v "$tool" >/dev/null || { echo "$0: $tool is missing" >&2; exit 1; }
 done
 [ -x /bin/busybox ] || { echo "$0: /bin/busybox is missing (apt-get install busybox-static)" >&2; exit 1; }
-file /bin/busybox 2>/dev/null | grep -q dynamically && { echo "$0: /bin/busybox is not static (apt-get install busybox-static)" >&2; exit 1; }
+ldd /bin/busybox >/dev/null 2>&1 && { echo "$0: /bin/busybox is not static (apt-get install busybox-static)" >&2; exit 1; }
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -28,5 +28,17 @@ if [ -z "${NOVACRON_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/d
 	trap 'scripts/pg-test-cluster.sh stop "$NOVACRON_TEST_PG_DIR"' EXIT
 fi
 
+# The qemu driver's tests boot a real kernel with a busybox initramfs, built
+# once into a cache outside the repository.
+if [ -z "${NOVACRON_TEST_GUEST_DIR:-}" ] && command -v qemu-system-x86_64 >/dev/null && command -v apt-get >/dev/null; then
+	guest_cache=${NOVACRON_TEST_GUEST_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/novacron-test-guest}
+	[ "$(id -u)" = 0 ] && guest_cache=${NOVACRON_TEST_GUEST_CACHE:-/var/cache/novacron-test-guest}
+	if NOVACRON_TEST_GUEST_DIR=$(scripts/qemu-test-guest.sh "$guest_cache"); then
+		export NOVACRON_TEST_GUEST_DIR
+	else
+		echo "scripts/qemu-test-guest.sh failed: the qemu driver's tests will skip (or fail under NOVACRON_TEST_REQUIRE)"
+	fi
+fi
+
 echo "== go test -race"
 go test -race -count=1 -timeout 20m "$@" ./...

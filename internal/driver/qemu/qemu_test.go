@@ -5,6 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -243,6 +246,12 @@ func TestBoot(t *testing.T) {
 					t.Errorf("QEMU's %s, want %s everywhere", line, want)
 				}
 			}
+		}
+	}
+	// No other group, no capability, seccomp on.
+	for _, want := range []string{"Groups:\t" + strconv.Itoa(spec.GID) + " \n", "CapEff:\t0000000000000000\n", "Seccomp:\t2\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("QEMU's /proc/PID/status lacks %q:\n%s", want, b)
 		}
 	}
 	// Its QMP socket is the agent's alone.
@@ -573,4 +582,59 @@ func mustPid(t *testing.T, dir, id string) int {
 		t.Fatal(err)
 	}
 	return run.PID
+}
+
+// freePort returns a port in the driver's default range that is free on
+// 127.0.0.1 now, with a listener holding it when hold is set.
+func freePort(t *testing.T, hold bool) (int, net.Listener) {
+	t.Helper()
+	for p := 20000 + rand.IntN(9000); p < 29999; p++ {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
+		if err != nil {
+			continue
+		}
+		if hold {
+			t.Cleanup(func() { l.Close() })
+			return p, l
+		}
+		l.Close()
+		return p, nil
+	}
+	t.Fatal("no free port in 20000-29999")
+	return 0, nil
+}
+
+// TestPortForwards: a forwarded port listens on 127.0.0.1 while the guest
+// runs; a port the host already uses fails the start, which leaves the
+// guest as it was.
+func TestPortForwards(t *testing.T) {
+	ctx := testContext(t)
+	d := newDriver(t, newDir(t))
+	port, _ := freePort(t, false)
+	spec := kernelSpec(t, "console=ttyS0 quiet")
+	spec.Config = json.RawMessage(fmt.Sprintf(`{"cmdline": "console=ttyS0 quiet", "port_forwards": [{"host_port": %d, "guest_port": 22, "proto": "tcp"}]}`, port))
+	start(t, ctx, d, spec)
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 5*time.Second)
+	if err != nil {
+		t.Fatalf("the forwarded port does not listen: %v", err)
+	}
+	c.Close()
+	if err := d.Stop(ctx, spec.ID, 0, true); err != nil {
+		t.Fatal(err)
+	}
+
+	busy, _ := freePort(t, true)
+	spec2 := kernelSpec(t, "console=ttyS0 quiet")
+	spec2.Config = json.RawMessage(fmt.Sprintf(`{"cmdline": "console=ttyS0 quiet", "port_forwards": [{"host_port": %d, "guest_port": 22}]}`, busy))
+	if err := d.Create(ctx, spec2); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Delete(context.Background(), spec2.ID) })
+	err = d.Start(ctx, spec2)
+	if !novacron.IsCode(err, novacron.EOperationFailed) {
+		t.Fatalf("Start with a busy port: %v, want operation_failed", err)
+	}
+	if st := status(t, ctx, d, spec2.ID); st.State != driver.GuestCreated {
+		t.Fatalf("Status after a failed start = %+v, want created", st)
+	}
 }
