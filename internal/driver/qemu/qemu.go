@@ -525,7 +525,22 @@ func (d *Driver) running(dir string) (runRecord, bool, error) {
 	var run runRecord
 	b, err := os.ReadFile(filepath.Join(dir, runFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return run, false, nil
+		// An agent that died between QEMU's start and run.json left a
+		// QEMU that only its pid file names: adopt it.
+		pidPath := filepath.Join(dir, pidFile)
+		pid, perr := readPid(pidPath)
+		if perr != nil || !d.qemuAlive(dir, pid) {
+			return run, false, nil
+		}
+		run = runRecord{PID: pid, StartedAt: time.Now().UTC()}
+		if fi, err := os.Stat(pidPath); err == nil {
+			run.StartedAt = fi.ModTime().UTC()
+		}
+		b, _ := json.Marshal(run)
+		if err := writeFileAtomic(filepath.Join(dir, runFile), b, 0o600); err != nil {
+			return run, false, fmt.Errorf("qemu: write %s: %w", runFile, err)
+		}
+		return run, true, nil
 	}
 	if err != nil {
 		return run, false, fmt.Errorf("qemu: %w", err)

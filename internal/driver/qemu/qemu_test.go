@@ -422,6 +422,14 @@ func TestAdopt(t *testing.T) {
 	if b, err := d2.Logs(ctx, spec.ID, 1); err != nil || !bytes.HasPrefix(b, []byte("tick ")) {
 		t.Fatalf("adopted Logs(1) = %q, %v", b, err)
 	}
+	// An agent that died before it recorded the run: the pid file names
+	// QEMU.
+	if err := os.Remove(filepath.Join(dir, spec.ID, "run.json")); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, ctx, newDriver(t, dir), spec.ID); st.State != driver.GuestRunning || st.PID != st1.PID {
+		t.Fatalf("Status without run.json = %+v, want running as pid %d", st, st1.PID)
+	}
 	if err := d2.Stop(ctx, spec.ID, 30*time.Second, false); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
