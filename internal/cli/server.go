@@ -103,6 +103,10 @@ terminal, never in the log.`,
 				}
 				cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
 			}
+			cfg.QEMUAccel = cmd.Flags().Lookup("qemu-accel").Value.String()
+			if cfg.PortForwardMin < 1024 || cfg.PortForwardMax > 65535 || cfg.PortForwardMin > cfg.PortForwardMax {
+				return usagef("--port-forward-min and --port-forward-max: want 1024 <= min <= max <= 65535")
+			}
 			cfg.AdminPassword = e.getenv("NOVACRON_ADMIN_PASSWORD")
 			cfg.Logger = log
 			if f, ok := e.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
@@ -152,6 +156,10 @@ terminal, never in the log.`,
 	fl.BoolVar(&cfg.AllowUserProcess, "allow-user-process", false, "let non-admins create process VMs, which run commands on the host")
 	fl.DurationVar(&cfg.ReconcileInterval, "reconcile-interval", 2*time.Second, "how often what the node runs is compared with the database")
 	fl.DurationVar(&cfg.StopTimeout, "stop-timeout", 30*time.Second, "how long a graceful stop waits before it kills, unless the request says")
+	fl.Var(newEnumValue("auto", "auto", "kvm", "tcg"), "qemu-accel", "accelerator of qemu guests: auto (KVM when /dev/kvm works, else TCG), kvm or tcg; a VM's config.accel overrides it")
+	fl.IntVar(&cfg.PortForwardMin, "port-forward-min", 20000, "lowest host port a qemu guest's port forward may use")
+	fl.IntVar(&cfg.PortForwardMax, "port-forward-max", 29999, "highest host port a qemu guest's port forward may use")
+	fl.StringVar(&cfg.PortForwardAddress, "port-forward-address", "127.0.0.1", "host address port forwards listen on")
 	fl.Int64Var(&cfg.MaxImageSize, "max-image-size", 20<<30, "largest image upload in `bytes`")
 	return markSettings(cmd)
 }

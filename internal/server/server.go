@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	"github.com/novacron/novacron/internal/auth"
 	"github.com/novacron/novacron/internal/driver"
 	"github.com/novacron/novacron/internal/driver/process"
+	"github.com/novacron/novacron/internal/driver/qemu"
 	"github.com/novacron/novacron/internal/httpapi"
 	"github.com/novacron/novacron/internal/images"
 	"github.com/novacron/novacron/internal/store/postgres"
@@ -69,6 +71,12 @@ type Config struct {
 	AllowUserProcess  bool
 	ReconcileInterval time.Duration
 	StopTimeout       time.Duration
+	// QEMUAccel is the node's accelerator: auto, kvm or tcg.
+	QEMUAccel string
+	// Port forwards of qemu guests: host ports in [PortForwardMin,
+	// PortForwardMax], bound to PortForwardAddress (default 127.0.0.1).
+	PortForwardMin, PortForwardMax int
+	PortForwardAddress             string
 	// ShimCommand runs the guest supervisor (default: this binary, "shim").
 	ShimCommand []string
 	// Drivers, when set, replaces the node's drivers (tests).
@@ -150,12 +158,12 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := s.openNode(ctx); err != nil {
-		return nil, err
-	}
 	imgs, err := images.New(images.Config{Dir: filepath.Join(cfg.DataDir, "images"), MaxSize: cfg.MaxImageSize,
 		Logger: cfg.Logger.With("component", "images")}, s.store)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.openNode(ctx, imgs); err != nil {
 		return nil, err
 	}
 	s.api = httpapi.New(httpapi.Config{
@@ -212,7 +220,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 
 // openNode starts the in-process node agent with its drivers and registers
 // it with the VM service.
-func (s *Server) openNode(ctx context.Context) error {
+func (s *Server) openNode(ctx context.Context, imgs *images.Store) error {
 	dir := filepath.Join(s.cfg.DataDir, "agent")
 	drivers := s.cfg.Drivers
 	if drivers == nil {
@@ -223,9 +231,18 @@ func (s *Server) openNode(ctx context.Context) error {
 		} else {
 			drivers = append(drivers, pd)
 		}
+		if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+			s.log.Warn("the qemu driver is unavailable: no qemu-system-x86_64")
+		} else if qd, err := qemu.New(qemu.Config{Dir: filepath.Join(dir, "qemu"), Accel: s.cfg.QEMUAccel,
+			PortMin: s.cfg.PortForwardMin, PortMax: s.cfg.PortForwardMax, ForwardAddress: s.cfg.PortForwardAddress,
+			Logger: s.log.With("driver", "qemu")}); err != nil {
+			s.log.Warn("the qemu driver is unavailable", "err", err)
+		} else {
+			drivers = append(drivers, qd)
+		}
 	}
 	ag, err := agent.New(agent.Config{Dir: dir, NodeName: s.cfg.NodeName, UIDMin: s.cfg.GuestUIDMin,
-		UIDMax: s.cfg.GuestUIDMax, Drivers: drivers, Logger: s.log.With("component", "agent")})
+		UIDMax: s.cfg.GuestUIDMax, Drivers: drivers, Images: imageSource{imgs}, Logger: s.log.With("component", "agent")})
 	if err != nil {
 		return err
 	}
@@ -237,6 +254,14 @@ func (s *Server) openNode(ctx context.Context) error {
 		return fmt.Errorf("local node: %w", err)
 	}
 	return nil
+}
+
+// imageSource serves the in-process agent the image store's files.
+type imageSource struct{ st *images.Store }
+
+func (i imageSource) Open(ctx context.Context, id string) (io.ReadCloser, error) {
+	rc, _, err := i.st.Open(ctx, id)
+	return rc, err
 }
 
 // Store is the database of the control plane.

@@ -112,9 +112,6 @@ func (s *Service) Create(ctx context.Context, actor *novacron.Actor, req CreateR
 	if !req.RestartPolicy.Valid() {
 		return nil, novacron.FieldError("restart_policy", "must be never, on-failure or always")
 	}
-	if req.ImageID != "" {
-		return nil, novacron.FieldError("image_id", "no such image")
-	}
 	if len(req.NodeSelector) > 0 {
 		return nil, novacron.FieldError("node_selector", "no node matches (this control plane has one node)")
 	}
@@ -142,6 +139,9 @@ func (s *Service) Create(ctx context.Context, actor *novacron.Actor, req CreateR
 		return nil, novacron.FieldError("driver", "driver %s is not available on node %s", req.Driver, node.node.Name)
 	}
 	if err := node.client.ValidateConfig(ctx, req.Driver, req.Config); err != nil {
+		return nil, err
+	}
+	if err := s.checkImages(ctx, actor, req.Driver, req.ImageID, req.Config); err != nil {
 		return nil, err
 	}
 	vm := &novacron.VM{Name: req.Name, Driver: req.Driver, State: novacron.StateCreating,

@@ -31,8 +31,12 @@ func (s *Service) doCreate(ctx context.Context, vm *novacron.VM, op *novacron.Op
 		return s.abandonCreate(vm, err)
 	}
 	s.phase(ctx, op, "create-guest")
+	spec, err := s.specOf(ctx, vm)
+	if err != nil {
+		return s.abandonCreate(vm, err)
+	}
 	cctx, cancel := context.WithTimeout(ctx, createTimeout)
-	err = node.client.CreateGuest(cctx, specOf(vm))
+	err = node.client.CreateGuest(cctx, spec)
 	cancel()
 	if err != nil {
 		return s.abandonCreate(vm, err)
@@ -76,7 +80,10 @@ func (s *Service) startGuest(ctx context.Context, vm *novacron.VM, op *novacron.
 	s.phase(ctx, op, "start-guest")
 	sctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	err = node.client.CreateGuest(sctx, specOf(vm))
+	spec, err := s.specOf(ctx, vm)
+	if err == nil {
+		err = node.client.CreateGuest(sctx, spec)
+	}
 	if err == nil {
 		err = node.client.StartGuest(sctx, vm.ID)
 	}

@@ -23,6 +23,7 @@ import (
 type Store interface {
 	novacron.VMStore
 	InsertAudit(ctx context.Context, e *novacron.AuditEntry) error
+	GetImage(ctx context.Context, scope novacron.Scope, id string) (*novacron.Image, error)
 }
 
 // Config configures the service.
@@ -173,10 +174,28 @@ func (s *Service) node(id string) (*nodeEntry, error) {
 	return e, nil
 }
 
-// specOf is the driver spec of a VM.
-func specOf(vm *novacron.VM) nodeclient.GuestSpec {
-	return nodeclient.GuestSpec{Driver: vm.Driver, Spec: driver.Spec{ID: vm.ID, Name: vm.Name,
+// specOf is the guest spec of a VM, with references to its images.
+func (s *Service) specOf(ctx context.Context, vm *novacron.VM) (nodeclient.GuestSpec, error) {
+	spec := nodeclient.GuestSpec{Driver: vm.Driver, Spec: driver.Spec{ID: vm.ID, Name: vm.Name,
 		CPUs: vm.CPUs, MemoryMB: vm.MemoryMB, DiskGB: vm.DiskGB, Config: vm.Config}}
+	ids, err := imageIDs(vm)
+	if err != nil {
+		return spec, err
+	}
+	for _, im := range []struct {
+		id  string
+		ref **nodeclient.ImageRef
+	}{{ids.base, &spec.Images.Base}, {ids.kernel, &spec.Images.Kernel}, {ids.initrd, &spec.Images.Initrd}} {
+		if im.id == "" {
+			continue
+		}
+		img, err := s.store.GetImage(ctx, novacron.AllTenants, im.id)
+		if err != nil {
+			return spec, fmt.Errorf("image %s: %w", im.id, err)
+		}
+		*im.ref = &nodeclient.ImageRef{ID: img.ID, Format: img.Format, SHA256: img.SHA256, Size: img.Size}
+	}
+	return spec, nil
 }
 
 // publicError is the message an operation's failure shows: the coded
