@@ -107,4 +107,3 @@ func tail(s string, n int) string {
 	}
 	return s
 }
-
