@@ -20,6 +20,9 @@ type loginResponse struct {
 	User      *novacron.User `json:"user"`
 }
 
+// maxPasswordWait bounds how long a request waits for a password slot.
+const maxPasswordWait = 5 * time.Second
+
 // passwordWork runs f, which hashes or checks a password, on one of a
 // bounded number of slots. When too many are already waiting it answers
 // rate_limited at once: a login storm is slowed, never queued without end.
@@ -30,9 +33,13 @@ func (a *API) passwordWork(ctx context.Context, f func() error) error {
 		return rateLimited("too many logins in progress; retry shortly", 1)
 	}
 	defer func() { <-a.loginQueue }()
+	wait := time.NewTimer(maxPasswordWait)
+	defer wait.Stop()
 	select {
 	case a.loginSlots <- struct{}{}:
 	case <-ctx.Done():
+		return rateLimited("too many logins in progress; retry shortly", 1)
+	case <-wait.C:
 		return rateLimited("too many logins in progress; retry shortly", 1)
 	}
 	defer func() { <-a.loginSlots }()
