@@ -12,7 +12,6 @@ command -v qemu-img >/dev/null || need+=(qemu-utils)
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v cpio >/dev/null || need+=(cpio)
 command -v xz >/dev/null || need+=(xz-utils)
-command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v prlimit >/dev/null || need+=(util-linux)
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
