@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/atomicfile"
 	"github.com/novacron/novacron/internal/driver"
 	"github.com/novacron/novacron/internal/nodeclient"
 )
@@ -234,12 +235,10 @@ func (a *Agent) save(id string, r *record) error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(a.cfg.Dir, "guests", id+".json")
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(a.cfg.Dir, "guests", id+".json"), b, 0o600); err != nil {
 		return fmt.Errorf("agent: save guest: %w", err)
 	}
-	return os.Rename(tmp, p)
+	return nil
 }
 
 // StartGuest starts a guest.

@@ -40,6 +40,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/atomicfile"
 	"github.com/novacron/novacron/internal/driver"
 )
 
@@ -261,7 +262,7 @@ func (d *Driver) prepare(dir string, spec driver.Spec) error {
 	if err != nil {
 		return fmt.Errorf("process: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, specFile), b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, specFile), b, 0o600); err != nil {
 		return fmt.Errorf("process: write spec: %w", err)
 	}
 	return nil

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/atomicfile"
 	"github.com/novacron/novacron/internal/driver"
 )
 
@@ -328,7 +329,7 @@ func (s *shim) wait() {
 		PID: s.pid, StartedAt: s.startedAt, ExitedAt: exitedAt,
 	}
 	b, _ := json.Marshal(s.exit)
-	if err := writeFileAtomic(filepath.Join(s.dir, exitFile), append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, exitFile), append(b, '\n'), 0o600); err != nil {
 		s.log.Error("record the exit", "err", err)
 	}
 	close(s.done)

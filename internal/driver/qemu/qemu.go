@@ -40,6 +40,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/atomicfile"
 	"github.com/novacron/novacron/internal/driver"
 )
 
@@ -285,7 +286,7 @@ func (d *Driver) prepare(ctx context.Context, dir string, spec driver.Spec, c gu
 	if err != nil {
 		return fmt.Errorf("qemu: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, specFile), b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, specFile), b, 0o600); err != nil {
 		return fmt.Errorf("qemu: write spec: %w", err)
 	}
 	if err := d.makeDisk(ctx, dir, spec); err != nil {
@@ -302,7 +303,7 @@ func (d *Driver) prepare(ctx context.Context, dir string, spec driver.Spec, c gu
 	if err := writeSeed(&iso, spec.ID, *c.CloudInit); err != nil {
 		return fmt.Errorf("qemu: guest %s: %w", spec.ID, err)
 	}
-	if err := writeFileAtomic(seed, iso.Bytes(), 0o600); err != nil {
+	if err := atomicfile.Write(seed, iso.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("qemu: guest %s: %w", spec.ID, err)
 	}
 	return nil
@@ -499,7 +500,7 @@ func (d *Driver) spawn(ctx context.Context, dir string, l launch) error {
 		}
 	}
 	b, _ := json.Marshal(runRecord{PID: pid, StartedAt: started})
-	if err := writeFileAtomic(filepath.Join(dir, runFile), b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, runFile), b, 0o600); err != nil {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 		return fmt.Errorf("qemu: write %s: %w", runFile, err)
 	}
@@ -537,7 +538,7 @@ func (d *Driver) running(dir string) (runRecord, bool, error) {
 			run.StartedAt = fi.ModTime().UTC()
 		}
 		b, _ := json.Marshal(run)
-		if err := writeFileAtomic(filepath.Join(dir, runFile), b, 0o600); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, runFile), b, 0o600); err != nil {
 			return run, false, fmt.Errorf("qemu: write %s: %w", runFile, err)
 		}
 		return run, true, nil
@@ -632,7 +633,7 @@ func writeExit(dir string, rec exitRecord) error {
 	if err != nil {
 		return fmt.Errorf("qemu: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, exitFile), b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, exitFile), b, 0o600); err != nil {
 		return fmt.Errorf("qemu: write %s: %w", exitFile, err)
 	}
 	return nil
