@@ -6,6 +6,10 @@
 #   novacron.acpi=off        no acpid: the guest ignores the power button
 #   novacron.lines=a,b,c     print these lines (and nothing else) instead of
 #                            the marker and ticks (with "quiet loglevel=0")
+#   novacron.shell=1         after the marker, a shell on the console
+#                            instead of the ticks
+#   novacron.panic=1         after the marker, the kernel panics (reported
+#                            to QEMU by the pvpanic device)
 # Needs: apt-get, dpkg-deb, busybox-static, cpio, gzip, xz (for .ko.xz).
 # Prints CACHE_DIR on success.
 set -euo pipefail
@@ -13,7 +17,7 @@ cache=${1:?usage: $0 CACHE_DIR}
 mkdir -p "$cache"
 cache=$(cd "$cache" && pwd)
 # Bump when /init or the layout changes, so old caches are rebuilt.
-version=3
+version=4
 if [ -s "$cache/vmlinuz" ] && [ -s "$cache/initramfs.gz" ] && [ "$(cat "$cache/version" 2>/dev/null)" = "$version" ]; then
 	echo "$cache"
 	exit 0
@@ -40,7 +44,7 @@ kver=${pkg#linux-image-}
 root=$work/root
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc/acpi/PWRF,lib/modules}
 cp /bin/busybox "$root/bin/busybox"
-for mod in evdev button; do
+for mod in evdev button pvpanic pvpanic-mmio; do
 	f=$(find "$work/kernel/lib/modules/$kver" -name "$mod.ko" -o -name "$mod.ko.xz" | head -1)
 	[ -n "$f" ] || { echo "$0: $mod.ko not found in $pkg" >&2; exit 1; }
 	case $f in
@@ -60,6 +64,7 @@ mount -t devtmpfs dev /dev 2>/dev/null
 cmdline=$(cat /proc/cmdline)
 insmod /lib/modules/evdev.ko
 insmod /lib/modules/button.ko
+insmod /lib/modules/pvpanic.ko 2>/dev/null && insmod /lib/modules/pvpanic-mmio.ko 2>/dev/null
 case " $cmdline " in
 *" novacron.acpi=off "*) ;;
 *) acpid -d -c /etc/acpi >/dev/null 2>&1 & ;;
@@ -73,6 +78,10 @@ if [ -n "$lines" ]; then
 	while :; do sleep 3600; done
 fi
 echo NOVACRON-BOOT-OK
+case " $cmdline " in
+*" novacron.panic=1 "*) echo c >/proc/sysrq-trigger ;;
+*" novacron.shell=1 "*) exec setsid cttyhack sh -i ;;
+esac
 i=0
 while :; do echo "tick $i"; i=$((i+1)); usleep 100000; done
 INIT

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -409,4 +410,56 @@ func checkBoot(path string) (bool, error) {
 		return false, fmt.Errorf("agent: record boot id: %w", err)
 	}
 	return true, nil
+}
+
+// RestartGuest resets a guest in place.
+func (a *Agent) RestartGuest(ctx context.Context, id string) error {
+	unlock := a.lock(id)
+	defer unlock()
+	r, d, err := a.guest(id)
+	if err != nil {
+		return err
+	}
+	rs, ok := d.(driver.Restarter)
+	if !ok {
+		return novacron.Errorf(novacron.EInvalidState, "driver %s cannot restart guests in place", r.Driver)
+	}
+	return rs.Restart(ctx, id)
+}
+
+// GuestConsole connects to a guest's console.
+func (a *Agent) GuestConsole(ctx context.Context, id string) (io.ReadWriteCloser, error) {
+	r, d, err := a.guest(id)
+	if err != nil {
+		return nil, err
+	}
+	c, ok := d.(driver.Consoler)
+	if !ok {
+		return nil, novacron.Errorf(novacron.EInvalid, "%s guests have no console", r.Driver)
+	}
+	return c.Console(ctx, id)
+}
+
+// GuestStats samples a guest's resource use.
+func (a *Agent) GuestStats(ctx context.Context, id string) (driver.Stats, error) {
+	r, d, err := a.guest(id)
+	if err != nil {
+		return driver.Stats{}, err
+	}
+	sr, ok := d.(driver.StatsReader)
+	if !ok {
+		return driver.Stats{}, novacron.Errorf(novacron.EInvalid, "driver %s keeps no stats", r.Driver)
+	}
+	return sr.Stats(ctx, id)
+}
+
+// WatchGuests runs the Watch of every driver that has one until ctx ends.
+func (a *Agent) WatchGuests(ctx context.Context, changed func(id string)) {
+	var wg sync.WaitGroup
+	for _, d := range a.drivers {
+		if w, ok := d.(driver.Watcher); ok {
+			wg.Go(func() { w.Watch(ctx, changed) })
+		}
+	}
+	wg.Wait()
 }

@@ -6,6 +6,7 @@ package driver
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"time"
 )
 
@@ -65,8 +66,12 @@ type Status struct {
 
 // Capabilities declares what a driver supports beyond the core.
 type Capabilities struct {
-	Pause bool `json:"pause"`
-	Logs  bool `json:"logs"`
+	Pause   bool `json:"pause"`
+	Logs    bool `json:"logs"`
+	Restart bool `json:"restart,omitempty"`
+	Console bool `json:"console,omitempty"`
+	Stats   bool `json:"stats,omitempty"`
+	Watch   bool `json:"watch,omitempty"`
 }
 
 // Driver runs guests of one kind on this node. Methods are safe for
@@ -121,4 +126,50 @@ type LogReader interface {
 	// Logs returns at most the last tail lines of the guest's output (all
 	// of the current log when tail <= 0), oldest first.
 	Logs(ctx context.Context, id string, tail int) ([]byte, error)
+}
+
+// Restarter is a driver that restarts a running or paused guest in place
+// (a hardware reset), without ending it. Restarting a guest that does not
+// run is EInvalidState.
+type Restarter interface {
+	Restart(ctx context.Context, id string) error
+}
+
+// Watcher is a driver that sees its guests' state change as it happens
+// (rather than when asked for their status).
+type Watcher interface {
+	// Watch calls changed with a guest's id whenever its state may have
+	// changed (paused, resumed, powered off, crashed, reset), until ctx
+	// ends. changed must not block.
+	Watch(ctx context.Context, changed func(id string))
+}
+
+// Consoler is a driver whose guests have an interactive console.
+type Consoler interface {
+	// Console connects to the running guest's console: what is written
+	// is typed into it, what is read is its output. One connection at a
+	// time per guest: another is EConflict. Closing it detaches.
+	Console(ctx context.Context, id string) (io.ReadWriteCloser, error)
+}
+
+// Stats is a sample of a running guest's resource use: counters since it
+// started. A counter the driver cannot read is nil.
+type Stats struct {
+	// CPUSeconds is CPU time used (user and system).
+	CPUSeconds float64 `json:"cpu_seconds"`
+	// MemoryBytes is resident memory.
+	MemoryBytes    int64     `json:"memory_bytes"`
+	DiskReadBytes  *int64    `json:"disk_read_bytes,omitempty"`
+	DiskWriteBytes *int64    `json:"disk_write_bytes,omitempty"`
+	DiskReadOps    *int64    `json:"disk_read_ops,omitempty"`
+	DiskWriteOps   *int64    `json:"disk_write_ops,omitempty"`
+	NetworkRxBytes *int64    `json:"network_rx_bytes,omitempty"`
+	NetworkTxBytes *int64    `json:"network_tx_bytes,omitempty"`
+	SampledAt      time.Time `json:"sampled_at"`
+}
+
+// StatsReader is a driver that samples its guests' resource use. A guest
+// that does not run is EInvalidState.
+type StatsReader interface {
+	Stats(ctx context.Context, id string) (Stats, error)
 }

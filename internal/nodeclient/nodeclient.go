@@ -7,6 +7,7 @@ package nodeclient
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"time"
 
 	"github.com/novacron/novacron/internal/driver"
@@ -84,4 +85,18 @@ type Client interface {
 	// plane or not.
 	ListGuests(ctx context.Context) ([]Guest, error)
 	GuestLogs(ctx context.Context, id string, tail int) ([]byte, error)
+	// RestartGuest resets a running guest in place, for drivers that can
+	// (Capabilities.Restart).
+	RestartGuest(ctx context.Context, id string) error
+	// GuestConsole connects to a running guest's interactive console
+	// (Capabilities.Console); one connection at a time per guest.
+	GuestConsole(ctx context.Context, id string) (io.ReadWriteCloser, error)
+	// GuestStats samples a running guest's resource use
+	// (Capabilities.Stats).
+	GuestStats(ctx context.Context, id string) (driver.Stats, error)
+	// WatchGuests calls changed with a guest's id whenever the node sees
+	// its state change, until ctx ends; it returns then. changed must not
+	// block. Guests of drivers that cannot watch are only seen by
+	// ListGuests.
+	WatchGuests(ctx context.Context, changed func(id string))
 }

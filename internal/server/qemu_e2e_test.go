@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -106,4 +108,125 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// TestQEMUStateFollowsEvents: with the periodic reconciliation out of the
+// way (an hour), a QEMU killed, a guest that panics and a restart are all
+// reflected through QMP events; a restart resets the guest in the same
+// QEMU; the control plane restarted finds its guests running and goes on
+// following them; a cloud-init seed holds the user data given.
+func TestQEMUStateFollowsEvents(t *testing.T) {
+	requireGuests(t)
+	kernel, initrd := testGuest(t)
+	dir := shortTempDir(t)
+	cfg := func(c *server.Config) {
+		c.DataDir = dir
+		c.QEMUAccel = "tcg"
+		c.ReconcileInterval = time.Hour
+		c.StopTimeout = 60 * time.Second
+	}
+	h := start(t, "", cfg)
+	cleanGuests(t, h)
+	admin := h.admin()
+	kid := h.uploadFile(admin, kernel, "test-kernel", "kernel")
+	iid := h.uploadFile(admin, initrd, "test-initrd", "initrd")
+	mk := func(name, cmdline string, extra map[string]any) string {
+		config := map[string]any{"kernel_image_id": kid, "initrd_image_id": iid, "cmdline": cmdline}
+		for k, v := range extra {
+			config[k] = v
+		}
+		r := h.want(h.req("POST", "/api/vm/vms?wait=1&timeout=120s", admin, map[string]any{"name": name, "driver": "qemu",
+			"cpus": 1, "memory_mb": 128, "start": true, "config": config}), 200)
+		return r.str("id")
+	}
+	vmState := func(h *harness, token, id string) reply {
+		return h.want(h.req("GET", "/api/vm/vms/"+id, token, nil), 200)
+	}
+	waitState := func(h *harness, token, id, state, reason string) reply {
+		t.Helper()
+		var r reply
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			r = vmState(h, token, id)
+			if r.str("state") == state && strings.Contains(r.str("state_reason"), reason) {
+				return r
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("vm %s is not %s (%q) within 15s: %s", id, state, reason, r.raw)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	booted := func(h *harness, token, id string, n int) {
+		t.Helper()
+		eventually(t, "boot marker", func() error {
+			logs := string(h.req("GET", "/api/vm/vms/"+id+"/logs", token, nil).raw)
+			if strings.Count(logs, "NOVACRON-BOOT-OK") < n {
+				return fmt.Errorf("console: %q", tail(logs, 300))
+			}
+			return nil
+		})
+	}
+
+	// A cloud-init seed, made at create time, holds the user data.
+	seeded := h.want(h.req("POST", "/api/vm/vms", admin, map[string]any{"name": "seeded", "driver": "qemu", "cpus": 1, "memory_mb": 128,
+		"config": map[string]any{"kernel_image_id": kid, "cloud_init": map[string]any{"user_data": "#cloud-config\nruncmd: [echo from-the-api]\n", "hostname": "seeded"}}}), 202).str("id")
+	eventually(t, "seed", func() error {
+		iso, err := os.ReadFile(filepath.Join(dir, "agent", "qemu", seeded, "seed.iso"))
+		if err != nil || !strings.Contains(string(iso), "runcmd: [echo from-the-api]") || !strings.Contains(string(iso), `"local-hostname": "seeded"`) {
+			return fmt.Errorf("seed.iso: %v", err)
+		}
+		return nil
+	})
+
+	// kill -9 of QEMU: failed, with the reason, at once.
+	id := mk("crashy", "console=ttyS0 quiet", nil)
+	booted(h, admin, id, 1)
+	pid := pidOf(t, h, id)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitState(h, admin, id, "failed", "qemu exited unexpectedly")
+
+	// Restart: the same QEMU boots the guest again.
+	h.want(h.req("POST", "/api/vm/vms/"+id+"/start?wait=1&timeout=120s", admin, nil), 200)
+	booted(h, admin, id, 1)
+	pid = pidOf(t, h, id)
+	r := h.want(h.req("POST", "/api/vm/vms/"+id+"/restart?wait=1&timeout=120s", admin, nil), 200)
+	if r.str("state") != "running" || pidOf(t, h, id) != pid {
+		t.Fatalf("after restart: %s, pid %d (was %d)", r.raw, pidOf(t, h, id), pid)
+	}
+	booted(h, admin, id, 2)
+
+	// A guest that panics: failed, with the reason.
+	panicky := mk("panicky", "console=ttyS0 quiet novacron.panic=1", nil)
+	waitState(h, admin, panicky, "failed", "the guest panicked")
+
+	// The control plane goes away; the guest does not. The next one finds
+	// it running, controls it, and hears it die.
+	closeCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if err := h.srv.Close(closeCtx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if !alive(pid) {
+		t.Fatal("the guest died with the control plane")
+	}
+	h2 := start(t, "", cfg)
+	admin = h2.login("admin", adminPassword)
+	if r := vmState(h2, admin, id); r.str("state") != "running" || pidOf(t, h2, id) != pid {
+		t.Fatalf("after the control plane restarted: %s (pid %d, was %d)", r.raw, pidOf(t, h2, id), pid)
+	}
+	h2.want(h2.req("POST", "/api/vm/vms/"+id+"/pause?wait=1", admin, nil), 200)
+	h2.want(h2.req("POST", "/api/vm/vms/"+id+"/resume?wait=1", admin, nil), 200)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitState(h2, admin, id, "failed", "qemu exited unexpectedly")
+	for _, v := range []string{id, panicky, seeded} {
+		h2.want(h2.req("DELETE", "/api/vm/vms/"+v+"?wait=1", admin, nil), 204)
+	}
+	if g, _ := h2.srv.Agent().ListGuests(t.Context()); len(g) != 0 {
+		t.Fatalf("guests left: %+v", g)
+	}
 }

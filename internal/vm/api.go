@@ -3,11 +3,13 @@ package vm
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"regexp"
 	"time"
 
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/auth"
+	"github.com/novacron/novacron/internal/driver"
 )
 
 // Bounds of a VM's resources.
@@ -302,4 +304,64 @@ func (s *Service) Logs(ctx context.Context, actor *novacron.Actor, id string, ta
 		return []byte{}, nil
 	}
 	return b, err
+}
+
+// vmWithCapability reads a VM the actor may see on a connected node whose
+// driver has the capability has reports.
+func (s *Service) vmWithCapability(ctx context.Context, actor *novacron.Actor, id, what string, has func(driver.Capabilities) bool) (*novacron.VM, *nodeEntry, error) {
+	vm, err := s.store.GetVM(ctx, auth.ScopeOf(actor), id)
+	if err != nil {
+		return nil, nil, err
+	}
+	node, err := s.node(vm.NodeID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !has(node.info.Drivers[vm.Driver]) {
+		return nil, nil, novacron.Errorf(novacron.EInvalid, "%s VMs have no %s", vm.Driver, what)
+	}
+	return vm, node, nil
+}
+
+// Console connects to a running VM's serial console. One connection at a
+// time per VM: another is a conflict. The caller closes it.
+func (s *Service) Console(ctx context.Context, actor *novacron.Actor, id string) (io.ReadWriteCloser, error) {
+	vm, node, err := s.vmWithCapability(ctx, actor, id, "console", func(c driver.Capabilities) bool { return c.Console })
+	if err != nil {
+		return nil, err
+	}
+	if vm.State != novacron.StateRunning && vm.State != novacron.StatePaused {
+		return nil, novacron.Errorf(novacron.EInvalidState, "vm %s is %s: its console is there only while it runs", vm.Name, vm.State)
+	}
+	c, err := node.client.GuestConsole(ctx, vm.ID)
+	if novacron.IsCode(err, novacron.ENotFound) {
+		return nil, novacron.Errorf(novacron.EInvalidState, "vm %s is not running", vm.Name)
+	}
+	return c, err
+}
+
+// ConsoleLog returns the last tail lines of a VM's serial console output
+// (all that is kept when tail <= 0), from its current or last run.
+func (s *Service) ConsoleLog(ctx context.Context, actor *novacron.Actor, id string, tail int) ([]byte, error) {
+	vm, node, err := s.vmWithCapability(ctx, actor, id, "console", func(c driver.Capabilities) bool { return c.Console })
+	if err != nil {
+		return nil, err
+	}
+	b, err := node.client.GuestLogs(ctx, vm.ID, tail)
+	if novacron.IsCode(err, novacron.ENotFound) {
+		return []byte{}, nil
+	}
+	return b, err
+}
+
+// Stats samples a running VM's resource use on its node.
+func (s *Service) Stats(ctx context.Context, actor *novacron.Actor, id string) (driver.Stats, error) {
+	vm, node, err := s.vmWithCapability(ctx, actor, id, "stats", func(c driver.Capabilities) bool { return c.Stats })
+	if err != nil {
+		return driver.Stats{}, err
+	}
+	if vm.State != novacron.StateRunning && vm.State != novacron.StatePaused {
+		return driver.Stats{}, novacron.Errorf(novacron.EInvalidState, "vm %s is %s", vm.Name, vm.State)
+	}
+	return node.client.GuestStats(ctx, vm.ID)
 }

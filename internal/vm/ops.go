@@ -133,7 +133,30 @@ func (s *Service) doStop(ctx context.Context, vm *novacron.VM, op *novacron.Oper
 	return nil
 }
 
+// doRestart resets the guest in place when its driver can (a QEMU guest's
+// hardware reset); otherwise, or when the guest no longer runs, it stops
+// and starts it.
 func (s *Service) doRestart(ctx context.Context, vm *novacron.VM, op *novacron.Operation, timeout time.Duration) error {
+	node, err := s.node(vm.NodeID)
+	if err != nil {
+		return err
+	}
+	if node.info.Drivers[vm.Driver].Restart {
+		s.phase(ctx, op, "reset-guest")
+		rctx, cancel := context.WithTimeout(ctx, pauseTimeout)
+		err := node.client.RestartGuest(rctx, vm.ID)
+		cancel()
+		if err == nil {
+			s.setState(ctx, vm, novacron.StateRunning, "", nil)
+			return nil
+		}
+		if !novacron.IsCode(err, novacron.EInvalidState) {
+			if ctx.Err() == nil {
+				s.observe(ctx, vm, "restart failed: "+publicError(err))
+			}
+			return err
+		}
+	}
 	s.phase(ctx, op, "stop-guest")
 	if _, err := s.stopGuest(ctx, vm, timeout, false); err != nil {
 		if ctx.Err() == nil {

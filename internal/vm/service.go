@@ -123,9 +123,20 @@ func (s *Service) AddNode(ctx context.Context, client nodeclient.Client, address
 	if info.FreshBoot {
 		s.autostart(ctx, n.ID)
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	// The node reports its guests' state changes as they happen (QEMU's
+	// events, say): each one reconciles the node at once. The periodic
+	// pass catches what no event tells (drivers that cannot watch, a
+	// missed event).
+	changed := make(chan struct{}, 1)
+	s.wg.Go(func() {
+		client.WatchGuests(s.ctx, func(string) {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+	})
+	s.wg.Go(func() {
 		t := time.NewTicker(s.cfg.ReconcileInterval)
 		defer t.Stop()
 		for {
@@ -133,10 +144,11 @@ func (s *Service) AddNode(ctx context.Context, client nodeclient.Client, address
 			case <-s.ctx.Done():
 				return
 			case <-t.C:
-				s.reconcileNode(s.ctx, n.ID)
+			case <-changed:
 			}
+			s.reconcileNode(s.ctx, n.ID)
 		}
-	}()
+	})
 	s.log.Info("node added", "node", n.Name, "id", n.ID, "drivers", len(info.Drivers), "fresh_boot", info.FreshBoot)
 	return n, nil
 }

@@ -33,6 +33,7 @@ type launch struct {
 // The files QEMU uses in a guest's directory.
 const (
 	qmpSock     = "qmp.sock"
+	eventsSock  = "events.sock"
 	consoleSock = "console.sock"
 	consoleLog  = "console.log"
 	pidFile     = "qemu.pid"
@@ -63,9 +64,19 @@ func buildArgs(l launch) []string {
 		// the driver sees a clean power-off even when no agent was there
 		// to hear it (it quits QEMU then).
 		"-no-shutdown",
+		// A guest that panics (and says so through pvpanic) is stopped,
+		// in the "guest-panicked" state, for the driver to record.
+		"-action", "panic=pause",
+		"-device", "pvpanic",
+		// QMP for commands, and a second monitor the driver keeps open to
+		// hear events (QEMU serves one client per monitor).
 		"-chardev", "socket,id=qmp,path="+path(qmpSock)+",server=on,wait=off",
 		"-mon", "chardev=qmp,mode=control",
-		"-chardev", "socket,id=ser0,path="+path(consoleSock)+",server=on,wait=off,logfile="+path(consoleLog)+",logappend=off",
+		"-chardev", "socket,id=qmpev,path="+path(eventsSock)+",server=on,wait=off",
+		"-mon", "chardev=qmpev,mode=control",
+		// The log is opened O_APPEND, so that the driver can cap it by
+		// copying and truncating it under a running QEMU.
+		"-chardev", "socket,id=ser0,path="+path(consoleSock)+",server=on,wait=off,logfile="+path(consoleLog)+",logappend=on",
 		"-serial", "chardev:ser0",
 	)
 	if l.Disk != "" {

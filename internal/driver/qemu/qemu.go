@@ -10,8 +10,10 @@
 //	spec.json     the driver.Spec the guest was created or started with
 //	disk.qcow2    the guest's disk, when it has one
 //	seed.iso      the cloud-init NoCloud seed, when its config has one
-//	qmp.sock      QMP (0600)
-//	console.sock  the serial console (0600); console.log its output
+//	qmp.sock      QMP (0600), for commands
+//	events.sock   a second QMP monitor (0600), which Watch holds to hear events
+//	console.sock  the serial console (0600); console.log its output, and
+//	              console.log.1 the older output once the log was capped
 //	qemu.pid      QEMU's pid file; qemu.err QEMU's start-up errors
 //	run.json      the current or last run: pid and start time
 //	exit.json     how the last run ended, once known
@@ -35,6 +37,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -70,19 +73,35 @@ type Config struct {
 	// "qemu-system-x86_64" and "qemu-img", looked up in PATH).
 	QEMUBinary string
 	QEMUImg    string
-	Logger     *slog.Logger
+	// ConsoleLogMax caps a guest's console log (default 1 MiB): past it,
+	// Watch moves the log to console.log.1 and starts it afresh, so a
+	// guest keeps at most about twice this much.
+	ConsoleLogMax int64
+	// WatchInterval is how often Watch looks for guests to watch and logs
+	// to cap (default 1s).
+	WatchInterval time.Duration
+	Logger        *slog.Logger
 }
 
 // Driver runs QEMU virtual machines as guests.
 type Driver struct {
 	cfg Config
 	log *slog.Logger
+	// kick wakes Watch when a guest starts.
+	kick chan struct{}
+
+	mu       sync.Mutex
+	consoles map[string]bool // guests whose console is connected
 }
 
 var (
-	_ driver.Driver    = (*Driver)(nil)
-	_ driver.Pauser    = (*Driver)(nil)
-	_ driver.LogReader = (*Driver)(nil)
+	_ driver.Driver      = (*Driver)(nil)
+	_ driver.Pauser      = (*Driver)(nil)
+	_ driver.LogReader   = (*Driver)(nil)
+	_ driver.Restarter   = (*Driver)(nil)
+	_ driver.Watcher     = (*Driver)(nil)
+	_ driver.Consoler    = (*Driver)(nil)
+	_ driver.StatsReader = (*Driver)(nil)
 )
 
 // The files of a guest directory besides QEMU's own (cmdline.go).
@@ -100,10 +119,14 @@ const maxSocketPath = 107
 
 // Exit reasons.
 const (
-	reasonPoweredOff = "powered off"
-	reasonForcedOff  = "forced off"
-	reasonVanished   = "qemu exited unexpectedly"
+	reasonPoweredOff    = "powered off"
+	reasonForcedOff     = "forced off"
+	reasonVanished      = "qemu exited unexpectedly"
+	reasonPanicked      = "the guest panicked"
+	reasonInternalError = "qemu stopped the guest on an internal error"
 )
+
+func ptr[T any](v T) *T { return &v }
 
 // ForcedExitCode is the exit code of a guest the driver forced off (a
 // forced Stop, or a graceful one past its timeout), as if killed.
@@ -154,18 +177,26 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ConsoleLogMax <= 0 {
+		cfg.ConsoleLogMax = 1 << 20
+	}
+	if cfg.WatchInterval <= 0 {
+		cfg.WatchInterval = time.Second
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("qemu driver: %w", err)
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger.With("driver", Name)}, nil
+	return &Driver{cfg: cfg, log: cfg.Logger.With("driver", Name), kick: make(chan struct{}, 1),
+		consoles: map[string]bool{}}, nil
 }
 
 // Name is "qemu".
 func (d *Driver) Name() string { return Name }
 
-// Capabilities: pause and logs (the serial console).
+// Capabilities: pause, logs and an interactive serial console, restart
+// in place, stats, and state changes seen as QMP events.
 func (d *Driver) Capabilities() driver.Capabilities {
-	return driver.Capabilities{Pause: true, Logs: true}
+	return driver.Capabilities{Pause: true, Logs: true, Restart: true, Console: true, Stats: true, Watch: true}
 }
 
 // ValidateConfig checks a qemu VM's config (all fields optional):
@@ -449,12 +480,20 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) error {
 	}
 	// The last run's traces go: until QEMU runs, the guest reads as
 	// created, never as the last run's exit.
-	for _, f := range []string{runFile, exitFile, pidFile, qmpSock, consoleSock} {
+	// Each run's console log starts empty.
+	for _, f := range []string{runFile, exitFile, pidFile, qmpSock, eventsSock, consoleSock, consoleLog, oldConsoleLog} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("qemu: %w", err)
 		}
 	}
-	return d.spawn(ctx, dir, l)
+	if err := d.spawn(ctx, dir, l); err != nil {
+		return err
+	}
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+	return nil
 }
 
 func (d *Driver) spawn(ctx context.Context, dir string, l launch) error {
@@ -484,7 +523,7 @@ func (d *Driver) spawn(ctx context.Context, dir string, l launch) error {
 		if cause == nil {
 			cause = errors.New("qemu is not running after it daemonized")
 		}
-		for _, f := range []string{pidFile, qmpSock, consoleSock} {
+		for _, f := range []string{pidFile, qmpSock, eventsSock, consoleSock} {
 			_ = os.Remove(filepath.Join(dir, f))
 		}
 		d.log.Warn("guest failed to start", "guest", l.ID, "err", cause, "stderr", string(bytes.TrimSpace(msg)))
@@ -494,7 +533,7 @@ func (d *Driver) spawn(ctx context.Context, dir string, l launch) error {
 		return &novacron.Error{Code: novacron.EOperationFailed, Message: "qemu failed to start the guest",
 			Err: fmt.Errorf("%w: %s", cause, bytes.TrimSpace(msg))}
 	}
-	for _, s := range []string{qmpSock, consoleSock} {
+	for _, s := range []string{qmpSock, eventsSock, consoleSock} {
 		if err := os.Chmod(filepath.Join(dir, s), 0o600); err != nil {
 			d.log.Warn("chmod socket", "guest", l.ID, "err", err)
 		}
@@ -575,7 +614,17 @@ func (d *Driver) Status(ctx context.Context, id string) (driver.Status, error) {
 			if qs, err = q.QueryStatus(ctx); err == nil {
 				switch {
 				case qs.Status == "shutdown":
-					if err := d.forceOff(ctx, dir, q, run, 0, reasonPoweredOff); err != nil {
+					if err := d.forceOff(ctx, dir, q, run, ptr(0), reasonPoweredOff); err != nil {
+						return driver.Status{}, err
+					}
+				case qs.Status == "guest-panicked":
+					d.log.Warn("guest panicked", "guest", id)
+					if err := d.forceOff(ctx, dir, q, run, nil, reasonPanicked); err != nil {
+						return driver.Status{}, err
+					}
+				case qs.Status == "internal-error":
+					d.log.Warn("qemu reports an internal error", "guest", id)
+					if err := d.forceOff(ctx, dir, q, run, nil, reasonInternalError); err != nil {
 						return driver.Status{}, err
 					}
 				case qs.Running:
@@ -641,8 +690,8 @@ func writeExit(dir string, rec exitRecord) error {
 
 // forceOff records how the guest ends, then quits QEMU (SIGKILL when quit
 // does not end it) and waits until it is gone.
-func (d *Driver) forceOff(ctx context.Context, dir string, q *qmpConn, run runRecord, code int, reason string) error {
-	if err := writeExit(dir, exitRecord{ExitCode: &code, Reason: reason, StartedAt: run.StartedAt, ExitedAt: time.Now().UTC()}); err != nil {
+func (d *Driver) forceOff(ctx context.Context, dir string, q *qmpConn, run runRecord, code *int, reason string) error {
+	if err := writeExit(dir, exitRecord{ExitCode: code, Reason: reason, StartedAt: run.StartedAt, ExitedAt: time.Now().UTC()}); err != nil {
 		return err
 	}
 	if q != nil {
@@ -705,11 +754,11 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration, for
 			return nil
 		}
 		d.log.Warn("qmp does not answer: killing qemu", "guest", id, "err", err)
-		return d.forceOff(ctx, dir, nil, run, ForcedExitCode, reasonForcedOff)
+		return d.forceOff(ctx, dir, nil, run, ptr(ForcedExitCode), reasonForcedOff)
 	}
 	defer q.Close()
 	if force {
-		return d.forceOff(ctx, dir, q, run, ForcedExitCode, reasonForcedOff)
+		return d.forceOff(ctx, dir, q, run, ptr(ForcedExitCode), reasonForcedOff)
 	}
 	if st.State == driver.GuestPaused {
 		if err := q.Execute(ctx, "cont", nil, nil); err != nil {
@@ -731,7 +780,7 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration, for
 		}
 		if qs.Status == "shutdown" {
 			d.log.Info("guest powered off", "guest", id)
-			return d.forceOff(ctx, dir, q, run, 0, reasonPoweredOff)
+			return d.forceOff(ctx, dir, q, run, ptr(0), reasonPoweredOff)
 		}
 		if time.Now().After(deadline) {
 			break
@@ -746,7 +795,7 @@ func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration, for
 		return nil
 	}
 	d.log.Info("guest did not power off in time: forcing it off", "guest", id, "timeout", timeout)
-	return d.forceOff(ctx, dir, q, run, ForcedExitCode, reasonForcedOff)
+	return d.forceOff(ctx, dir, q, run, ptr(ForcedExitCode), reasonForcedOff)
 }
 
 // Pause stops the running guest's vCPUs (QMP stop) and confirms it.
@@ -803,6 +852,15 @@ func (d *Driver) Logs(ctx context.Context, id string, tail int) ([]byte, error) 
 	b, err := readTail(filepath.Join(dir, consoleLog), maxLogRead)
 	if err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
+	}
+	if rest := maxLogRead - int64(len(b)); rest > 0 && (tail <= 0 || bytes.Count(b, []byte("\n")) < tail) {
+		old, err := readTail(filepath.Join(dir, oldConsoleLog), rest)
+		if err != nil {
+			return nil, fmt.Errorf("qemu: %w", err)
+		}
+		if len(old) > 0 {
+			b = append(old, b...)
+		}
 	}
 	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
 	return tailLines(b, tail), nil
