@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"unicode"
@@ -89,4 +90,29 @@ func ImageInUse() error {
 // PublicImage is the error of a tenant deleting a public image.
 func PublicImage() error {
 	return novacron.Errorf(novacron.EForbidden, "a public image can only be deleted by an admin")
+}
+
+// ImageRef is an image a VM's config names, with the field naming it.
+type ImageRef struct{ Field, ID string }
+
+// ConfigImages returns the images a VM's config names (a qemu VM's kernel
+// and initrd), which no foreign key guards: the stores check them inside
+// the transaction that writes the VM. A config that is not a JSON object
+// names none (the driver validated it).
+func ConfigImages(config json.RawMessage) []ImageRef {
+	var c struct {
+		Kernel string `json:"kernel_image_id"`
+		Initrd string `json:"initrd_image_id"`
+	}
+	if len(config) == 0 || json.Unmarshal(config, &c) != nil {
+		return nil
+	}
+	var refs []ImageRef
+	if c.Kernel != "" {
+		refs = append(refs, ImageRef{"config.kernel_image_id", c.Kernel})
+	}
+	if c.Initrd != "" {
+		refs = append(refs, ImageRef{"config.initrd_image_id", c.Initrd})
+	}
+	return refs
 }

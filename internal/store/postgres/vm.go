@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 
@@ -146,6 +147,9 @@ func (s *Store) CreateVM(ctx context.Context, vm *novacron.VM, op *novacron.Oper
 			if !ok {
 				return novacron.FieldError(ref.field, "%s does not exist", ref.what)
 			}
+		}
+		if err := lockConfigImages(ctx, tx, v.Config); err != nil {
+			return err
 		}
 		taken, err := nameTaken(ctx, tx, v.TenantID, v.Name, v.ID)
 		if err != nil {
@@ -516,4 +520,27 @@ func (s *Store) TenantUsage(ctx context.Context, tenantID string) (novacron.Usag
 		return novacron.Usage{}, store.NotFound("tenant")
 	}
 	return u, wrap("tenant usage", err)
+}
+
+// lockConfigImages takes a key share lock on the images a VM's config
+// names (a qemu VM's kernel and initrd), which no foreign key guards: a
+// concurrent DeleteImage, which locks the image FOR UPDATE before it looks
+// for VMs using it, then either waits for this VM and sees it, or deletes
+// the image first and this create fails.
+func lockConfigImages(ctx context.Context, tx pgx.Tx, config json.RawMessage) error {
+	for _, ref := range store.ConfigImages(config) {
+		id, ok := store.ParseID(ref.ID)
+		if !ok {
+			return novacron.FieldError(ref.Field, "no such image")
+		}
+		var got string
+		err := tx.QueryRow(ctx, `SELECT id::text FROM images WHERE id = $1 FOR KEY SHARE`, id).Scan(&got)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return novacron.FieldError(ref.Field, "no such image")
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -127,6 +127,20 @@ func (s *Store) CreateVM(ctx context.Context, vm *novacron.VM, op *novacron.Oper
 				return novacron.FieldError(ref.field, "%s does not exist", ref.what)
 			}
 		}
+		// The images the config names: SQLite's one writer at a time keeps
+		// them from going before this VM is written.
+		for _, ref := range store.ConfigImages(v.Config) {
+			id, ok := store.ParseID(ref.ID)
+			if ok {
+				ok, err = exists(ctx, tx, "images", id)
+				if err != nil {
+					return err
+				}
+			}
+			if !ok {
+				return novacron.FieldError(ref.Field, "no such image")
+			}
+		}
 		taken, err := nameTaken(ctx, tx, v.TenantID, v.Name, v.ID)
 		if err != nil {
 			return err

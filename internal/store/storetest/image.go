@@ -230,3 +230,43 @@ func testImageDeleteInUse(t *testing.T, s Store) {
 	noErr(t, s.DeleteImage(c, novacron.TenantScope(tn.ID), kernel.ID), "DeleteImage kernel")
 	noErr(t, s.DeleteImage(c, novacron.TenantScope(tn.ID), initrd.ID), "DeleteImage initrd")
 }
+
+// testImageDeleteRace deletes a kernel image while VMs naming it in their
+// config are created: whatever the order, no VM is left naming an image
+// that is gone, and an image is deleted only when no VM names it.
+func testImageDeleteRace(t *testing.T, s Store) {
+	c := ctx(t)
+	tn := mustTenant(t, s, "acme")
+	for round := range 10 {
+		kernel := mustImage(t, s, tn.ID, fmt.Sprintf("kernel%d", round), novacron.ImageKernel, 2, false)
+		config, _ := json.Marshal(map[string]any{"kernel_image_id": kernel.ID})
+		errs := race(5, func(i int) error {
+			if i == 0 {
+				return s.DeleteImage(c, novacron.AllTenants, kernel.ID)
+			}
+			vm := &novacron.VM{Name: fmt.Sprintf("vm%d-%d", round, i), Driver: novacron.DriverQEMU, TenantID: tn.ID,
+				CPUs: 1, MemoryMB: 64, Config: config}
+			return s.CreateVM(c, vm, &novacron.Operation{Action: "create"})
+		})
+		created := 0
+		for _, err := range errs[1:] {
+			switch {
+			case err == nil:
+				created++
+			case !novacron.IsCode(err, novacron.EInvalid):
+				t.Fatalf("round %d: CreateVM = %v, want success or invalid_request", round, err)
+			}
+		}
+		_, gerr := s.GetImage(c, novacron.AllTenants, kernel.ID)
+		switch {
+		case errs[0] == nil && created > 0:
+			t.Fatalf("round %d: the image was deleted and %d VMs naming it were created", round, created)
+		case errs[0] != nil && !novacron.IsCode(errs[0], novacron.EConflict):
+			t.Fatalf("round %d: DeleteImage = %v", round, errs[0])
+		case errs[0] != nil && created == 0:
+			t.Fatalf("round %d: DeleteImage = %v with no VM created", round, errs[0])
+		case errs[0] == nil && gerr == nil, errs[0] != nil && gerr != nil:
+			t.Fatalf("round %d: DeleteImage = %v, but GetImage = %v", round, errs[0], gerr)
+		}
+	}
+}

@@ -83,6 +83,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Image/List", testImageList},
 		{"Image/Delete", testImageDelete},
 		{"Image/DeleteInUse", testImageDeleteInUse},
+		{"Image/DeleteRace", testImageDeleteRace},
 		{"Concurrent/VMQuota", testVMQuotaRace},
 		{"Concurrent/BeginOperation", testVMBeginRace},
 		{"Concurrent/Writers", testConcurrentWriters},
