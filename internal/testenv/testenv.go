@@ -1,5 +1,5 @@
-// Package testenv gives tests the real prerequisites they need (PostgreSQL
-// for now; runc, QEMU and root later) and decides what happens when one is
+// Package testenv gives tests the real prerequisites they need (PostgreSQL,
+// QEMU, root) and decides what happens when one is
 // missing: a skip on a bare laptop, a failure when NOVACRON_TEST_REQUIRE asks
 // for it, as .ci/run does with NOVACRON_TEST_REQUIRE=all.
 package testenv
@@ -35,7 +35,7 @@ func Missing(t testing.TB, what, why string) {
 	if Required(what) {
 		t.Fatalf("%s is required (NOVACRON_TEST_REQUIRE=%s) but missing: %s", what, os.Getenv("NOVACRON_TEST_REQUIRE"), why)
 	}
-	t.Skipf("%s missing: %s (set NOVACRON_TEST_PG_URL, or run `make test`, which starts one)", what, why)
+	t.Skipf("%s missing: %s (`make test` sets up every prerequisite)", what, why)
 }
 
 // PostgresURL returns the URL of a new, empty database on the PostgreSQL
