@@ -6,6 +6,8 @@ require github.com/jackc/pgx/v5 v5.12.0
 
 require github.com/kdomanski/iso9660 v0.4.0
 
+require github.com/coder/websocket v1.8.14
+
 require (
 	github.com/cilium/ebpf v0.16.0 // indirect
 	github.com/containerd/cgroups/v3 v3.1.3

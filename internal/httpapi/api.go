@@ -65,6 +65,7 @@ type API struct {
 	loginQueue         chan struct{}
 
 	metrics *metrics
+	streams *streams
 	mux     *http.ServeMux
 	routes  []route
 }
@@ -97,6 +98,7 @@ func New(cfg Config, store Store, authn *auth.Service, vms *vm.Service, log *slo
 		loginSlots:   make(chan struct{}, cfg.LoginConcurrency),
 		loginQueue:   make(chan struct{}, 8*cfg.LoginConcurrency),
 		metrics:      newMetrics(),
+		streams:      newStreams(),
 	}
 	a.routes = a.routeTable()
 	a.mux = a.buildMux()
@@ -114,7 +116,7 @@ func (a *API) Registry() *prometheus.Registry { return a.metrics.reg }
 func (a *API) Routes() []RouteInfo {
 	out := make([]RouteInfo, len(a.routes))
 	for i, r := range a.routes {
-		out[i] = RouteInfo{Method: r.method, Path: r.path, Policy: r.policy, Action: r.action}
+		out[i] = RouteInfo{Method: r.method, Path: r.path, Policy: r.policy, Action: r.action, WebSocket: r.ws != nil}
 	}
 	return out
 }
@@ -124,6 +126,8 @@ type RouteInfo struct {
 	Method, Path string
 	Policy       auth.Policy
 	Action       string
+	// WebSocket routes answer an upgrade request (101).
+	WebSocket bool
 }
 
 func (a *API) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -54,7 +54,7 @@ func (a *API) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		ok = found && subtle.ConstantTimeCompare([]byte(bearer), []byte(a.cfg.MetricsToken)) == 1
 	}
 	if !ok {
-		if err := a.authenticate(r, st); err != nil {
+		if err := a.authenticate(r, st, false); err != nil {
 			writeError(w, r, err)
 			return
 		}

@@ -227,15 +227,17 @@ func (a *API) wrap(rt *route) http.Handler {
 			status = sw.status
 			return
 		}
+		if rt.ws != nil {
+			status = a.serveWebSocket(rt, w, r, st)
+			return
+		}
 		var body any
 		body, err = a.serve(rt, w, r, st)
-		if isMutating(r.Method) {
+		if isMutating(r.Method) || rt.audit {
 			defer a.audit(r, rt, st, err)
 		}
 		if err != nil {
-			if code := novacron.ErrorCode(err); code == novacron.EInternal || code == novacron.EUnavailable || code == novacron.EOperationFailed {
-				a.log.Error("request failed", "request_id", st.id, "action", rt.action, "err", err)
-			}
+			a.logFailure(rt, st, err)
 			writeError(w, r, err)
 			status = statusOf(novacron.ErrorCode(err))
 			return
@@ -257,20 +259,35 @@ func (a *API) wrap(rt *route) http.Handler {
 	})
 }
 
-func (a *API) serve(rt *route, w http.ResponseWriter, r *http.Request, st *reqState) (any, error) {
+// logFailure logs the errors that are the server's fault.
+func (a *API) logFailure(rt *route, st *reqState, err error) {
+	if code := novacron.ErrorCode(err); code == novacron.EInternal || code == novacron.EUnavailable || code == novacron.EOperationFailed {
+		a.log.Error("request failed", "request_id", st.id, "action", rt.action, "err", err)
+	}
+}
+
+// admit applies the rate limits, authenticates the caller and checks the
+// route's policy. ws lets the caller of a WebSocket route authenticate the
+// ways browsers can.
+func (a *API) admit(rt *route, r *http.Request, st *reqState, ws bool) error {
 	now := a.now()
 	if ok, wait := a.ipLimit.allow("ip:"+st.ip, now); !ok {
-		return nil, rateLimited("too many requests from this address", wait)
+		return rateLimited("too many requests from this address", wait)
 	}
-	if err := a.authenticate(r, st); err != nil && rt.policy != auth.Public {
-		return nil, err
+	if err := a.authenticate(r, st, ws); err != nil && rt.policy != auth.Public {
+		return err
 	}
 	if st.actor != nil {
 		if ok, wait := a.userLimit.allow("user:"+st.actor.UserID, now); !ok {
-			return nil, rateLimited("too many requests for this user", wait)
+			return rateLimited("too many requests for this user", wait)
 		}
 	}
-	if err := auth.Allowed(st.actor, rt.policy, auth.Target{}); err != nil {
+	return auth.Allowed(st.actor, rt.policy, auth.Target{})
+}
+
+func (a *API) serve(rt *route, w http.ResponseWriter, r *http.Request, st *reqState) (any, error) {
+	now := a.now()
+	if err := a.admit(rt, r, st, false); err != nil {
 		return nil, err
 	}
 	if rt.upload > 0 {
@@ -288,16 +305,12 @@ func (a *API) serve(rt *route, w http.ResponseWriter, r *http.Request, st *reqSt
 
 // authenticate resolves the bearer credential, if any. On public routes an
 // invalid credential is ignored; everywhere else it is a 401.
-func (a *API) authenticate(r *http.Request, st *reqState) error {
-	h := r.Header.Get("Authorization")
-	if h == "" {
-		return nil
+func (a *API) authenticate(r *http.Request, st *reqState, ws bool) error {
+	tok, err := credential(r, ws)
+	if err != nil || tok == "" {
+		return err
 	}
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > 4096 {
-		return novacron.Errorf(novacron.EUnauthorized, "Authorization must be \"Bearer <token>\"")
-	}
-	actor, err := a.auth.Authenticate(r.Context(), strings.TrimSpace(tok))
+	actor, err := a.auth.Authenticate(r.Context(), tok)
 	if err != nil {
 		return err
 	}
@@ -305,7 +318,41 @@ func (a *API) authenticate(r *http.Request, st *reqState) error {
 	return nil
 }
 
-// audit records a mutating request, whatever its outcome.
+// maxTokenLen bounds a bearer token.
+const maxTokenLen = 4096
+
+// credential returns the request's bearer token, or "" when it has none:
+// the Authorization header or, on an upgrade to a WebSocket route (ws),
+// ?token= or a bearer.<token> subprotocol. More than one is a 401: which
+// one counts would be a guess.
+func credential(r *http.Request, ws bool) (string, error) {
+	var toks []string
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, ok := strings.Cut(h, " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" || len(tok) > maxTokenLen {
+			return "", novacron.Errorf(novacron.EUnauthorized, "Authorization must be \"Bearer <token>\"")
+		}
+		toks = append(toks, strings.TrimSpace(tok))
+	}
+	if ws && isWebSocketUpgrade(r) {
+		for _, tok := range wsCredentials(r) {
+			if tok == "" || len(tok) > maxTokenLen {
+				return "", novacron.Errorf(novacron.EUnauthorized, "the token of a WebSocket is ?token=<token> or the subprotocol bearer.<token>")
+			}
+			toks = append(toks, tok)
+		}
+	}
+	switch len(toks) {
+	case 0:
+		return "", nil
+	case 1:
+		return toks[0], nil
+	}
+	return "", novacron.Errorf(novacron.EUnauthorized, "more than one credential: send the token one way only")
+}
+
+// audit records a mutating request (or a call of a route marked audit),
+// whatever its outcome.
 func (a *API) audit(r *http.Request, rt *route, st *reqState, err error) {
 	e := &novacron.AuditEntry{
 		TS:         a.now().UTC(),

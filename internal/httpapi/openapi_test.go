@@ -116,6 +116,39 @@ func TestOpenAPISecurity(t *testing.T) {
 	}
 }
 
+// TestOpenAPIWebSockets checks that WebSocket routes, and only they,
+// document the upgrade (101), the subprotocol header and the browsers'
+// ?token=.
+func TestOpenAPIWebSockets(t *testing.T) {
+	doc := loadOpenAPI(t)
+	if s := doc.Components.SecuritySchemes["wsToken"]; s == nil || s.Value.Type != "apiKey" || s.Value.In != "query" || s.Value.Name != "token" {
+		t.Fatal("no wsToken security scheme (apiKey in the query, named token)")
+	}
+	for _, r := range openAPIRouteTable() {
+		op := openAPIOperation(doc, r.Method, r.Path)
+		if op == nil {
+			continue
+		}
+		name := r.Method + " " + r.Path
+		_, upgrade := op.Responses.Map()["101"]
+		if upgrade != r.WebSocket {
+			t.Errorf("%s: documents a 101: %v; is a WebSocket: %v", name, upgrade, r.WebSocket)
+		}
+		if !r.WebSocket {
+			continue
+		}
+		if op.Parameters.GetByInAndName("header", "Sec-WebSocket-Protocol") == nil {
+			t.Errorf("%s: no Sec-WebSocket-Protocol header parameter", name)
+		}
+		if op.Security == nil || !slices.ContainsFunc(*op.Security, func(req openapi3.SecurityRequirement) bool {
+			_, ok := req["wsToken"]
+			return ok && len(req) == 1
+		}) {
+			t.Errorf("%s: does not accept wsToken", name)
+		}
+	}
+}
+
 // TestOpenAPIConventions checks the conventions every operation follows:
 // strict request bodies, X-Request-ID on every response, Retry-After on 429,
 // the Error shape on every error.
@@ -161,7 +194,8 @@ func TestOpenAPIConventions(t *testing.T) {
 				if code == "429" && resp.Headers["Retry-After"] == nil {
 					t.Errorf("%s 429: no Retry-After header", name)
 				}
-				if code[0] == '2' {
+				if code[0] == '2' || code == "101" {
+					// A 101 is a WebSocket's success (TestOpenAPIWebSockets).
 					success = true
 					continue
 				}

@@ -24,6 +24,11 @@ type route struct {
 	h        handlerFunc
 	// raw routes write their own answer (metrics, openapi) and are not JSON.
 	raw http.HandlerFunc
+	// ws, when set, makes the route a WebSocket (see websocket.go).
+	ws wsHandler
+	// audit records every call in the audit log, as for a mutating
+	// request, whatever the method (opening a console is an action).
+	audit bool
 	// upload, when above 0, makes the request body a raw stream of at most
 	// this many bytes, read within Config.UploadTimeout, instead of a JSON
 	// document of at most MaxBodyBytes.
@@ -73,6 +78,11 @@ func (a *API) routeTable() []route {
 		{method: "POST", path: "/api/vm/vms/{id}/pause", policy: auth.Member, action: "vm.pause", resource: "vm", h: a.vmAction(novacron.ActionPause)},
 		{method: "POST", path: "/api/vm/vms/{id}/resume", policy: auth.Member, action: "vm.resume", resource: "vm", h: a.vmAction(novacron.ActionResume)},
 		{method: "GET", path: "/api/vm/vms/{id}/logs", policy: auth.Member, action: "vm.logs", resource: "vm", h: a.vmLogs},
+		// The console is interactive: the handler lets in only the VM's
+		// owner and its tenant's operators and admins (interactiveAllowed).
+		{method: "GET", path: "/api/vm/vms/{id}/console", policy: auth.Member, action: "vm.console", resource: "vm", ws: a.vmConsole, audit: true},
+		{method: "GET", path: "/api/vm/vms/{id}/console/log", policy: auth.Member, action: "vm.console_log", resource: "vm", h: a.vmConsoleLog},
+		{method: "GET", path: "/api/vm/vms/{id}/stats", policy: auth.Member, action: "vm.stats", resource: "vm", h: a.vmStats},
 
 		{method: "GET", path: "/api/operations", policy: auth.Member, action: "operation.list", resource: "operation", h: a.listOperations},
 		{method: "GET", path: "/api/operations/{id}", policy: auth.Member, action: "operation.get", resource: "operation", h: a.getOperation},

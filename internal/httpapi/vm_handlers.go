@@ -179,23 +179,40 @@ func (a *API) accepted(r *http.Request, v *novacron.VM, deleting bool, p waitPar
 	}
 }
 
+// maxTail bounds ?tail= of the log routes.
+const maxTail = 100000
+
+// tailParam reads ?tail=, the number of last lines of a log (0: all kept).
+func tailParam(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("tail")
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > maxTail {
+		return 0, novacron.FieldError("tail", "must be an integer between 0 and %d", maxTail)
+	}
+	return n, nil
+}
+
+// plainText answers b as text.
+func plainText(b []byte) *response {
+	if b == nil {
+		b = []byte{}
+	}
+	return &response{status: http.StatusOK, raw: b, header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}}
+}
+
 func (a *API) vmLogs(r *http.Request) (any, error) {
-	tail := 0
-	if s := r.URL.Query().Get("tail"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 || n > 100000 {
-			return nil, novacron.FieldError("tail", "must be an integer between 0 and 100000")
-		}
-		tail = n
+	tail, err := tailParam(r)
+	if err != nil {
+		return nil, err
 	}
 	b, err := a.vms.Logs(r.Context(), stateOf(r).actor, r.PathValue("id"), tail)
 	if err != nil {
 		return nil, err
 	}
-	if b == nil {
-		b = []byte{}
-	}
-	return &response{status: http.StatusOK, raw: b, header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}}, nil
+	return plainText(b), nil
 }
 
 func (a *API) listOperations(r *http.Request) (any, error) {
