@@ -104,6 +104,9 @@ terminal, never in the log.`,
 				cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
 			}
 			cfg.QEMUAccel = cmd.Flags().Lookup("qemu-accel").Value.String()
+			if cfg.ConsoleLogMax < 4096 {
+				return usagef("--console-log-max: want at least 4096 bytes")
+			}
 			if cfg.PortForwardMin < 1024 || cfg.PortForwardMax > 65535 || cfg.PortForwardMin > cfg.PortForwardMax {
 				return usagef("--port-forward-min and --port-forward-max: want 1024 <= min <= max <= 65535")
 			}
@@ -161,6 +164,8 @@ terminal, never in the log.`,
 	fl.IntVar(&cfg.PortForwardMax, "port-forward-max", 29999, "highest host port a qemu guest's port forward may use")
 	fl.StringVar(&cfg.PortForwardAddress, "port-forward-address", "127.0.0.1", "host address port forwards listen on")
 	fl.Int64Var(&cfg.MaxImageSize, "max-image-size", 20<<30, "largest image upload in `bytes`")
+	fl.BoolVar(&cfg.QEMUCopyBaseImage, "qemu-copy-base-image", false, "make a qemu guest's disk a full copy of its image instead of an overlay backed by it")
+	fl.Int64Var(&cfg.ConsoleLogMax, "console-log-max", 1<<20, "cap of a qemu guest's console log in `bytes` (about twice this is kept)")
 	return markSettings(cmd)
 }
 

@@ -77,6 +77,11 @@ type Config struct {
 	// PortForwardMax], bound to PortForwardAddress (default 127.0.0.1).
 	PortForwardMin, PortForwardMax int
 	PortForwardAddress             string
+	// QEMUCopyBaseImage makes a qemu guest's disk a full copy of its
+	// image instead of an overlay backed by the image in the cache.
+	QEMUCopyBaseImage bool
+	// ConsoleLogMax caps a qemu guest's console log (default 1 MiB).
+	ConsoleLogMax int64
 	// ShimCommand runs the guest supervisor (default: this binary, "shim").
 	ShimCommand []string
 	// Drivers, when set, replaces the node's drivers (tests).
@@ -235,6 +240,7 @@ func (s *Server) openNode(ctx context.Context, imgs *images.Store) error {
 			s.log.Warn("the qemu driver is unavailable: no qemu-system-x86_64")
 		} else if qd, err := qemu.New(qemu.Config{Dir: filepath.Join(dir, "qemu"), Accel: s.cfg.QEMUAccel,
 			PortMin: s.cfg.PortForwardMin, PortMax: s.cfg.PortForwardMax, ForwardAddress: s.cfg.PortForwardAddress,
+			CopyBaseImage: s.cfg.QEMUCopyBaseImage, ConsoleLogMax: s.cfg.ConsoleLogMax,
 			Logger: s.log.With("driver", "qemu")}); err != nil {
 			s.log.Warn("the qemu driver is unavailable", "err", err)
 		} else {
