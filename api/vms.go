@@ -233,6 +233,11 @@ func (c *Client) lifecycle(ctx context.Context, id string, action novacron.Actio
 // VMLogs returns the output of a process or container VM as text: its last
 // tail lines, or the server's default amount when tail is 0.
 func (c *Client) VMLogs(ctx context.Context, id string, tail int) ([]byte, error) {
+	return c.vmText(ctx, id, "logs", tail)
+}
+
+// vmText reads a text route of a VM that takes ?tail=.
+func (c *Client) vmText(ctx context.Context, id, route string, tail int) ([]byte, error) {
 	if err := requireID("vm", id); err != nil {
 		return nil, err
 	}
@@ -240,7 +245,7 @@ func (c *Client) VMLogs(ctx context.Context, id string, tail int) ([]byte, error
 	if tail > 0 {
 		q = url.Values{"tail": {strconv.Itoa(tail)}}
 	}
-	path := pathf("/api/vm/vms/%s/logs", id)
+	path := pathf("/api/vm/vms/%s/", id) + route
 	resp, err := c.send(ctx, http.MethodGet, path, q, nil, "text/plain")
 	if err != nil {
 		return nil, err

@@ -24,6 +24,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/api"
 	"github.com/novacron/novacron/internal/agent"
 	"github.com/novacron/novacron/internal/auth"
 	"github.com/novacron/novacron/internal/driver"
@@ -698,5 +699,47 @@ func TestConsoleLogAndStats(t *testing.T) {
 	// Reading is not audited.
 	if n := len(w.audits("vm.stats")) + len(w.audits("vm.console_log")); n != 0 {
 		t.Errorf("%d audit entries of reads", n)
+	}
+}
+
+// TestConsoleThroughTheGoClient drives the real route with api.Client.
+func TestConsoleThroughTheGoClient(t *testing.T) {
+	w := newConsoleWorld(t, httpapi.Config{})
+	id := w.mkVM("alice", "tiny", novacron.DriverQEMU, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := api.New(w.url, api.WithToken(w.tokens["alice"]))
+	con, err := c.Console(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer con.Close()
+	if _, err := api.New(w.url, api.WithToken(w.tokens["bob"])).Console(ctx, id); !api.IsCode(err, novacron.EForbidden) {
+		t.Errorf("bob: %v", err)
+	}
+	if _, err := api.New(w.url, api.WithToken(w.tokens["oscar"])).Console(ctx, id); !api.IsCode(err, novacron.EConflict) {
+		t.Errorf("a second console: %v", err)
+	}
+	big := strings.Repeat("y", 200<<10)
+	if _, err := io.WriteString(con, big); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, len(big))
+	if _, err := io.ReadFull(con, b); err != nil || string(b) != big {
+		t.Fatalf("echo of %d bytes: %v", len(big), err)
+	}
+	w.act("alice", id, "stop")
+	if _, err := con.Read(b); err != io.EOF || !strings.Contains(con.Reason(), "tiny") {
+		t.Errorf("after the stop: %v, reason %q", err, con.Reason())
+	}
+	if _, err := c.Console(ctx, id); !api.IsCode(err, novacron.EInvalidState) {
+		t.Errorf("a stopped VM: %v", err)
+	}
+	st, err := c.Stats(ctx, id)
+	if !api.IsCode(err, novacron.EInvalidState) {
+		t.Errorf("stats of a stopped VM: %+v %v", st, err)
+	}
+	if _, err := c.ConsoleLog(ctx, id, 10); err != nil {
+		t.Errorf("console log: %v", err)
 	}
 }
