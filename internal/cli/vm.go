@@ -30,6 +30,8 @@ func newVMCmd(e *env) *cobra.Command {
 		newVMResumeCmd(e),
 		newVMDeleteCmd(e),
 		newVMLogsCmd(e),
+		newVMConsoleCmd(e),
+		newVMStatsCmd(e),
 	))
 }
 

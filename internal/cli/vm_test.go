@@ -41,6 +41,7 @@ type fakeVMAPI struct {
 	vms      []*novacron.VM
 	requests []string          // "METHOD /path?query"
 	bodies   map[string]string // "METHOD /path" → last body
+	typed    []byte            // what consoles received
 }
 
 func newFakeVMAPI(t *testing.T) *fakeVMAPI {
@@ -74,6 +75,15 @@ func (f *fakeVMAPI) find(id string) *novacron.VM {
 }
 
 func (f *fakeVMAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.URL.Path, "/console") && r.Header.Get("Upgrade") != "" {
+		// A WebSocket runs outside the lock (see console_test.go).
+		f.mu.Lock()
+		f.requests = append(f.requests, r.Method+" "+r.URL.RequestURI())
+		f.mu.Unlock()
+		w.Header().Set("X-Request-ID", "req-7")
+		f.serveConsole(w, r)
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -153,6 +163,28 @@ func (f *fakeVMAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(404, "not_found", "vm not found")
 	case r.Method == "GET" && sub == "":
 		send(200, f.find(id))
+	case r.Method == "GET" && sub == "console/log":
+		if f.find(id).Driver != novacron.DriverQEMU {
+			fail(400, "invalid_request", "process VMs have no console")
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		lines := "Linux version 6.1\r\nlogin: \r\n"
+		if q.Get("tail") == "1" {
+			lines = "login: \r\n"
+		}
+		io.WriteString(w, lines)
+	case r.Method == "GET" && sub == "stats":
+		vm := f.find(id)
+		switch {
+		case vm.Driver != novacron.DriverQEMU:
+			fail(400, "invalid_request", "driver process keeps no stats")
+		case vm.State != novacron.StateRunning:
+			fail(409, "invalid_state", "vm "+vm.Name+" is "+string(vm.State))
+		default:
+			send(200, map[string]any{"cpu_seconds": 12.345, "memory_bytes": 256 << 20, "disk_read_bytes": 3 << 30,
+				"disk_write_bytes": 1536, "disk_read_ops": 42, "network_rx_bytes": 0, "sampled_at": "2024-05-06T07:08:09Z"})
+		}
 	case r.Method == "GET" && sub == "logs":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		lines := []string{"starting\n", "listening on :8080\n", "\tindented {raw} output\n"}
