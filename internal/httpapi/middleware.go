@@ -212,7 +212,9 @@ func (a *API) wrap(rt *route) http.Handler {
 		status := 0
 		var err error
 		defer func() {
-			a.metrics.observe(rt.path, r.Method, status, time.Since(start))
+			if rt.ws == nil {
+				a.metrics.observe(rt.path, r.Method, status, time.Since(start))
+			}
 		}()
 		if rt.raw != nil {
 			// Raw routes do their own authentication and authorization.
@@ -228,7 +230,11 @@ func (a *API) wrap(rt *route) http.Handler {
 			return
 		}
 		if rt.ws != nil {
-			status = a.serveWebSocket(rt, w, r, st)
+			a.serveWebSocket(rt, w, r, st, func(s int) {
+				// A WebSocket is measured up to its upgrade, not
+				// for as long as it stays open.
+				a.metrics.observe(rt.path, r.Method, s, time.Since(start))
+			})
 			return
 		}
 		var body any

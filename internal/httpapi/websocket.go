@@ -123,10 +123,10 @@ func wsCredentials(r *http.Request) []string {
 	return toks
 }
 
-// serveWebSocket serves a WebSocket route and returns the status answered
-// (101 once upgraded). Every call is audited, whatever its method: opening
-// a console is an action.
-func (a *API) serveWebSocket(rt *route, w http.ResponseWriter, r *http.Request, st *reqState) int {
+// serveWebSocket serves a WebSocket route. answered is called with the
+// status of the answer (101 once upgraded) as soon as there is one. Every
+// call is audited, whatever its method: opening a console is an action.
+func (a *API) serveWebSocket(rt *route, w http.ResponseWriter, r *http.Request, st *reqState, answered func(status int)) {
 	if srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server); ok {
 		a.streams.hook(srv)
 	}
@@ -149,17 +149,18 @@ func (a *API) serveWebSocket(rt *route, w http.ResponseWriter, r *http.Request, 
 			a.logFailure(rt, st, err)
 			writeError(w, r, err)
 		}
-		return statusOf(novacron.ErrorCode(err))
+		answered(statusOf(novacron.ErrorCode(err)))
+		return
 	}
+	answered(http.StatusSwitchingProtocols)
 	stop, done, ok := a.streams.add()
 	if !ok {
 		sess.abort()
 		_ = c.Close(websocket.StatusGoingAway, "the server is shutting down")
-		return http.StatusSwitchingProtocols
+		return
 	}
 	defer done()
 	sess.serve(r.Context(), c, stop)
-	return http.StatusSwitchingProtocols
 }
 
 // openWebSocket runs everything before the upgrade.
