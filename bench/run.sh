@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Runs the benchmarks on SQLite and on a throwaway PostgreSQL, each beside a
 # baseline in the same run: the API (httpbench, against a bare net/http
-# handler) and the lifecycle of process VMs (vmbench, against bare
-# processes; root only, as guests need their own cgroups and uids).
-# HTTPBENCH_FLAGS and VMBENCH_FLAGS pass flags (VMBENCH_FLAGS='-n 100').
+# handler), the lifecycle of process VMs (vmbench, against bare
+# processes; root only, as guests need their own cgroups and uids) and QEMU
+# guests' boot latency and memory (qemubench, SQLite only, against a bare
+# QEMU; root only, with qemu-system-x86_64 and the test guest of
+# scripts/qemu-test-guest.sh, built into NOVACRON_TEST_GUEST_DIR or
+# /var/cache/novacron-test-guest when missing).
+# HTTPBENCH_FLAGS, VMBENCH_FLAGS and QEMUBENCH_FLAGS pass flags
+# (VMBENCH_FLAGS='-n 100', QEMUBENCH_FLAGS='-counts 1,10').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${NOVACRON_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
@@ -14,6 +19,15 @@ go run ./bench/httpbench -pg "${NOVACRON_TEST_PG_URL:-}" ${HTTPBENCH_FLAGS:-}
 echo
 if [ "$(id -u)" = 0 ]; then
 	go run ./bench/vmbench -pg "${NOVACRON_TEST_PG_URL:-}" ${VMBENCH_FLAGS:-}
+	echo
+	guest=${NOVACRON_TEST_GUEST_DIR:-/var/cache/novacron-test-guest}
+	if ! command -v qemu-system-x86_64 >/dev/null; then
+		echo "qemubench skipped: qemu-system-x86_64 is not installed"
+	elif guest=$(scripts/qemu-test-guest.sh "$guest"); then
+		go run ./bench/qemubench -guest-dir "$guest" ${QEMUBENCH_FLAGS:-}
+	else
+		echo "qemubench skipped: the test guest could not be built in $guest (scripts/qemu-test-guest.sh)"
+	fi
 else
-	echo "vmbench skipped: it needs root (process guests run in their own cgroups, as their own uids); run make bench as root"
+	echo "vmbench and qemubench skipped: they need root (guests run as their own uids, process guests in their own cgroups); run make bench as root"
 fi
