@@ -23,8 +23,8 @@ if [ "$(id -u)" = 0 ]; then
 	guest=${NOVACRON_TEST_GUEST_DIR:-/var/cache/novacron-test-guest}
 	if ! command -v qemu-system-x86_64 >/dev/null; then
 		echo "qemubench skipped: qemu-system-x86_64 is not installed"
-	elif guest=$(scripts/qemu-test-guest.sh "$guest"); then
-		go run ./bench/qemubench -guest-dir "$guest" ${QEMUBENCH_FLAGS:-}
+	elif built=$(scripts/qemu-test-guest.sh "$guest"); then
+		go run ./bench/qemubench -guest-dir "$built" ${QEMUBENCH_FLAGS:-}
 	else
 		echo "qemubench skipped: the test guest could not be built in $guest (scripts/qemu-test-guest.sh)"
 	fi
