@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/novacron/novacron/internal/server"
 	"github.com/novacron/novacron/internal/testenv"
 )
@@ -240,4 +241,66 @@ func TestQEMUStateFollowsEvents(t *testing.T) {
 	if g, _ := h2.srv.Agent().ListGuests(t.Context()); len(g) != 0 {
 		t.Fatalf("guests left: %+v", g)
 	}
+}
+
+// TestQEMUConsole: the serial console of a real guest through the API: a
+// shell answers what is typed into the WebSocket, one connection at a
+// time, the exchange is in /console/log, and another tenant cannot reach
+// it.
+func TestQEMUConsole(t *testing.T) {
+	requireGuests(t)
+	kernel, initrd := testGuest(t)
+	h := start(t, "", func(c *server.Config) { c.QEMUAccel = "tcg" })
+	cleanGuests(t, h)
+	admin := h.admin()
+	kid := h.uploadFile(admin, kernel, "test-kernel", "kernel")
+	iid := h.uploadFile(admin, initrd, "test-initrd", "initrd")
+	id := h.want(h.req("POST", "/api/vm/vms?wait=1&timeout=120s", admin, map[string]any{"name": "shell", "driver": "qemu",
+		"cpus": 1, "memory_mb": 128, "start": true, "config": map[string]any{"kernel_image_id": kid, "initrd_image_id": iid,
+			"cmdline": "console=ttyS0 quiet novacron.shell=1"}}), 200).str("id")
+	waitBoot(t, h, admin, id, 1)
+
+	c, r := h.dialConsole(admin, id, false)
+	if c == nil {
+		t.Fatalf("console: %d %s", r.status, r.raw)
+	}
+	typeConsole(t, c, "echo answer=$((6*7))\n")
+	consoleUntil(t, c, "answer=42", time.Minute)
+	// One at a time.
+	if c2, r := h.dialConsole(admin, id, true); c2 != nil || r.status != 409 {
+		t.Fatalf("a second console: %d %s", r.status, r.raw)
+	}
+	c.Close(websocket.StatusNormalClosure, "")
+	log := string(h.want(h.req("GET", "/api/vm/vms/"+id+"/console/log", admin, nil), 200).raw)
+	if !strings.Contains(log, "answer=42") || !strings.Contains(log, "NOVACRON-BOOT-OK") {
+		t.Fatalf("console log: %q", tail(log, 300))
+	}
+	// Free again once closed (the server notices the close at once or
+	// nearly).
+	eventually(t, "console free again", func() error {
+		c3, r := h.dialConsole(admin, id, true)
+		if c3 == nil {
+			return fmt.Errorf("%d %s", r.status, r.raw)
+		}
+		c3.Close(websocket.StatusNormalClosure, "")
+		return nil
+	})
+
+	// Another tenant's user: not found.
+	tn := h.mkTenant(admin, "other")
+	_, other := h.mkUser(admin, "mallory", "operator", tn)
+	if c4, r := h.dialConsole(other, id, false); c4 != nil || r.status != 404 {
+		t.Fatalf("another tenant's console: %d %s", r.status, r.raw)
+	}
+	h.want(h.req("GET", "/api/vm/vms/"+id+"/console/log", other, nil), 404)
+
+	// A stopped VM has no console, but its log stays.
+	h.want(h.req("POST", "/api/vm/vms/"+id+"/stop?wait=1", admin, map[string]any{"force": true}), 200)
+	if c5, r := h.dialConsole(admin, id, false); c5 != nil || r.status != 409 {
+		t.Fatalf("console of a stopped VM: %d %s", r.status, r.raw)
+	}
+	if log := string(h.want(h.req("GET", "/api/vm/vms/"+id+"/console/log?tail=5", admin, nil), 200).raw); !strings.Contains(log, "answer=42") {
+		t.Fatalf("console log of the stopped VM: %q", log)
+	}
+	h.want(h.req("DELETE", "/api/vm/vms/"+id+"?wait=1", admin, nil), 204)
 }

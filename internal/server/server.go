@@ -241,7 +241,7 @@ func (s *Server) openNode(ctx context.Context, imgs *images.Store) error {
 		} else if qd, err := qemu.New(qemu.Config{Dir: filepath.Join(dir, "qemu"), Accel: s.cfg.QEMUAccel,
 			PortMin: s.cfg.PortForwardMin, PortMax: s.cfg.PortForwardMax, ForwardAddress: s.cfg.PortForwardAddress,
 			CopyBaseImage: s.cfg.QEMUCopyBaseImage, ConsoleLogMax: s.cfg.ConsoleLogMax,
-			Logger: s.log.With("driver", "qemu")}); err != nil {
+			Logger: s.log}); err != nil {
 			s.log.Warn("the qemu driver is unavailable", "err", err)
 		} else {
 			drivers = append(drivers, qd)
@@ -434,6 +434,11 @@ func (s *Server) API() *httpapi.API { return s.api }
 func (s *Server) Close(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		err := s.http.Shutdown(ctx)
+		// Hijacked connections (consoles) are not Shutdown's: close them
+		// and wait, before the services they use go.
+		if werr := s.api.Shutdown(ctx); err == nil {
+			err = werr
+		}
 		close(s.stop)
 		s.wg.Wait()
 		s.vms.Close()
