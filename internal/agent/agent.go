@@ -357,6 +357,9 @@ func (a *Agent) ListGuests(ctx context.Context) ([]nodeclient.Guest, error) {
 			seen[id] = true
 			g := nodeclient.Guest{ID: id, Driver: name}
 			if g.Status, err = a.drivers[name].Status(ctx, id); err != nil {
+				if novacron.IsCode(err, novacron.ENotFound) {
+					continue // deleted since it was listed
+				}
 				a.log.Warn("guest status", "guest", id, "driver", name, "err", err)
 				g.Err = err.Error()
 			}

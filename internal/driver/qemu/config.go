@@ -23,7 +23,7 @@ const (
 
 // Accelerators.
 const (
-	AccelAuto = "auto" // KVM when /dev/kvm opens, else TCG
+	AccelAuto = "auto" // KVM when QEMU can use it, else TCG
 	AccelKVM  = "kvm"
 	AccelTCG  = "tcg"
 )

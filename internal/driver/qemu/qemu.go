@@ -56,9 +56,9 @@ type Config struct {
 	// one directory per guest. It must be short: the guests' unix sockets
 	// live under it.
 	Dir string
-	// Accel is the node's default accelerator: auto (KVM when /dev/kvm
-	// opens, else TCG, the default), kvm or tcg. A VM's config.accel
-	// overrides it.
+	// Accel is the node's default accelerator: auto (KVM when QEMU can run
+	// a KVM machine here, probed once, else TCG; the default), kvm or
+	// tcg. A VM's config.accel overrides it.
 	Accel string
 	// PortMin and PortMax bound the host ports a guest may forward
 	// (default 20000-29999); 22 and 8090 are never allowed.
@@ -92,6 +92,8 @@ type Driver struct {
 
 	mu       sync.Mutex
 	consoles map[string]bool // guests whose console is connected
+
+	kvmWorks func() bool
 }
 
 var (
@@ -186,8 +188,36 @@ func New(cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("qemu driver: %w", err)
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger.With("driver", Name), kick: make(chan struct{}, 1),
-		consoles: map[string]bool{}}, nil
+	d := &Driver{cfg: cfg, log: cfg.Logger.With("driver", Name), kick: make(chan struct{}, 1), consoles: map[string]bool{}}
+	d.kvmWorks = sync.OnceValue(d.probeKVM)
+	return d, nil
+}
+
+// probeKVM reports whether QEMU can run a KVM virtual machine here: that
+// /dev/kvm opens is not enough (nested virtualisation may refuse a vCPU's
+// MSRs, and QEMU aborts). It makes one with the guests' machine and CPU,
+// stopped (-S), and quits it over QMP.
+func (d *Driver) probeKVM() bool {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		d.log.Info("accelerator auto: TCG (no usable /dev/kvm)", "err", err)
+		return false
+	}
+	f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.cfg.QEMUBinary, "-machine", "q35,accel=kvm", "-cpu", "host", "-nodefaults",
+		"-no-user-config", "-display", "none", "-S", "-qmp", "stdio")
+	cmd.Stdin = strings.NewReader(`{"execute":"qmp_capabilities"}` + "\n" + `{"execute":"quit"}` + "\n")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		d.log.Warn("accelerator auto: TCG, as QEMU cannot run a KVM virtual machine here", "err", err,
+			"stderr", string(bytes.TrimSpace(stderr.Bytes())))
+		return false
+	}
+	d.log.Info("accelerator auto: KVM")
+	return true
 }
 
 // Name is "qemu".
@@ -464,8 +494,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) error {
 	}
 	if accel == AccelAuto {
 		accel = AccelTCG
-		if f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0); err == nil {
-			f.Close()
+		if d.kvmWorks() {
 			accel = AccelKVM
 		}
 	}
@@ -634,7 +663,9 @@ func (d *Driver) Status(ctx context.Context, id string) (driver.Status, error) {
 				}
 			}
 		}
-		if err != nil && d.qemuAlive(dir, run.PID) {
+		// A QEMU that is quitting closes its socket a moment before it
+		// exits: give it that moment before calling it unresponsive.
+		if err != nil && !d.waitGone(ctx, dir, run.PID, time.Second) {
 			if ctx.Err() != nil {
 				return driver.Status{}, ctx.Err()
 			}

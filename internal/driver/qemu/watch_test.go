@@ -403,3 +403,22 @@ func rssOf(t *testing.T, pid int) int64 {
 	t.Fatal("no VmRSS")
 	return 0
 }
+
+// TestAccelAuto: the auto accelerator boots the guest wherever it runs:
+// KVM only when QEMU can really use it (a /dev/kvm that opens is not
+// enough under nested virtualisation), else TCG.
+func TestAccelAuto(t *testing.T) {
+	ctx := testContext(t)
+	d, err := qemu.New(qemu.Config{Dir: newDir(t), Accel: qemu.AccelAuto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := kernelSpec(t, "console=ttyS0 quiet")
+	start(t, ctx, d, spec)
+	waitLogs(t, ctx, d, spec.ID, bootMarker)
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(status(t, ctx, d, spec.ID).PID) + "/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("auto chose %s", map[bool]string{true: "kvm", false: "tcg"}[bytes.Contains(cmdline, []byte("accel=kvm"))])
+}
