@@ -49,6 +49,27 @@ func TestQEMUGuestThroughTheAPI(t *testing.T) {
 	kid := h.uploadFile(admin, kernel, "test-kernel", "kernel")
 	iid := h.uploadFile(admin, initrd, "test-initrd", "initrd")
 
+	// A qcow2 whose backing file is /etc/shadow, and files that are not
+	// what their format says, are refused at upload.
+	tmp := t.TempDir()
+	evil := filepath.Join(tmp, "evil.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", "/etc/shadow", "-F", "raw", evil, "1M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v: %s", err, out)
+	}
+	evilBytes, err := os.ReadFile(evil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := h.want(h.upload(admin, "evil", "qcow2", evilBytes), 400, "invalid_request"); !strings.Contains(r.str("message")+string(r.raw), "backing") {
+		t.Errorf("the refusal does not say why: %s", r.raw)
+	}
+	kernelBytes, err := os.ReadFile(kernel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.want(h.upload(admin, "not-qcow2", "qcow2", kernelBytes), 400, "invalid_request")
+	h.want(h.upload(admin, "not-a-kernel", "kernel", evilBytes), 400, "invalid_request")
+
 	// Images of the wrong kind are refused before anything is created.
 	h.want(h.req("POST", "/api/vm/vms", admin, map[string]any{"name": "bad", "driver": "qemu", "cpus": 1, "memory_mb": 256,
 		"config": map[string]any{"kernel_image_id": iid, "initrd_image_id": kid}}), 400, "invalid_request")
