@@ -299,7 +299,13 @@ func (s *Service) Logs(ctx context.Context, actor *novacron.Actor, id string, ta
 	if err != nil {
 		return nil, err
 	}
-	b, err := node.client.GuestLogs(ctx, vm.ID, tail)
+	return guestLogs(ctx, node, vm.ID, tail)
+}
+
+// guestLogs reads a guest's logs; a guest its node does not hold (never
+// created) has none.
+func guestLogs(ctx context.Context, node *nodeEntry, id string, tail int) ([]byte, error) {
+	b, err := node.client.GuestLogs(ctx, id, tail)
 	if novacron.IsCode(err, novacron.ENotFound) {
 		return []byte{}, nil
 	}
@@ -347,11 +353,7 @@ func (s *Service) ConsoleLog(ctx context.Context, actor *novacron.Actor, id stri
 	if err != nil {
 		return nil, err
 	}
-	b, err := node.client.GuestLogs(ctx, vm.ID, tail)
-	if novacron.IsCode(err, novacron.ENotFound) {
-		return []byte{}, nil
-	}
-	return b, err
+	return guestLogs(ctx, node, vm.ID, tail)
 }
 
 // Stats samples a running VM's resource use on its node.

@@ -620,6 +620,16 @@ func (d *Driver) running(dir string) (runRecord, bool, error) {
 	return run, d.qemuAlive(dir, run.PID), nil
 }
 
+// guestStatus returns an existing guest's directory and status.
+func (d *Driver) guestStatus(ctx context.Context, id string) (string, driver.Status, error) {
+	dir, err := d.guestDir(id)
+	if err != nil {
+		return "", driver.Status{}, err
+	}
+	st, err := d.Status(ctx, id)
+	return dir, st, err
+}
+
 // Status reports the guest's state: from QMP's query-status while QEMU
 // runs, from exit.json after. A QEMU found in the "shutdown" state (its
 // guest powered off) is quit, and the guest has exited with code 0.
@@ -764,11 +774,7 @@ const powerdownEvery = time.Second
 // first), then, if the guest has not powered off after timeout, QMP quit.
 // A forced stop quits at once. It returns once QEMU is gone.
 func (d *Driver) Stop(ctx context.Context, id string, timeout time.Duration, force bool) error {
-	dir, err := d.guestDir(id)
-	if err != nil {
-		return err
-	}
-	st, err := d.Status(ctx, id)
+	dir, st, err := d.guestStatus(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -840,11 +846,7 @@ func (d *Driver) Resume(ctx context.Context, id string) error {
 }
 
 func (d *Driver) runState(ctx context.Context, id string, from driver.GuestState, command string, wantRunning bool) error {
-	dir, err := d.guestDir(id)
-	if err != nil {
-		return err
-	}
-	st, err := d.Status(ctx, id)
+	dir, st, err := d.guestStatus(ctx, id)
 	if err != nil {
 		return err
 	}

@@ -158,11 +158,7 @@ func (d *Driver) capLog(dir string) {
 // Restart resets a running or paused guest (QMP system_reset, then cont
 // when it was paused) and confirms it runs.
 func (d *Driver) Restart(ctx context.Context, id string) error {
-	dir, err := d.guestDir(id)
-	if err != nil {
-		return err
-	}
-	st, err := d.Status(ctx, id)
+	dir, st, err := d.guestStatus(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -197,11 +193,7 @@ func (d *Driver) Restart(ctx context.Context, id string) error {
 // client at a time, so a second connection is refused (EConflict) rather
 // than left waiting.
 func (d *Driver) Console(ctx context.Context, id string) (io.ReadWriteCloser, error) {
-	dir, err := d.guestDir(id)
-	if err != nil {
-		return nil, err
-	}
-	st, err := d.Status(ctx, id)
+	dir, st, err := d.guestStatus(ctx, id)
 	if err != nil {
 		return nil, err
 	}
