@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian machine (run as root):
 # PostgreSQL for the store and end-to-end tests, qemu-img (qemu-utils) for the
-# image checks, staticcheck for the lint step.
+# image checks, QEMU and runc for the drivers, staticcheck for the lint step.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -13,6 +13,8 @@ command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v cpio >/dev/null || need+=(cpio)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v prlimit >/dev/null || need+=(util-linux)
+# runc for the container driver.
+command -v runc >/dev/null || need+=(runc)
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -q
