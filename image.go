@@ -2,7 +2,11 @@ package novacron
 
 import (
 	"context"
+	"path"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Image formats.
@@ -31,14 +35,64 @@ func ValidImageFormat(f string) bool {
 // belongs to a tenant; a public image (made by an admin) is visible to
 // every tenant, for reading and using, but only admins may delete it.
 type Image struct {
-	ID        string    `json:"id"`
-	Name      string    `json:"name"`
-	Format    string    `json:"format"`
-	Size      int64     `json:"size"`
-	SHA256    string    `json:"sha256"`
-	TenantID  string    `json:"tenant_id"`
-	Public    bool      `json:"public"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Format   string `json:"format"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+	TenantID string `json:"tenant_id"`
+	Public   bool   `json:"public"`
+	// Command is the default command of a rootfs image, given at upload:
+	// a container VM whose config names no command runs it. Without one,
+	// the VM must name its command. Other formats never have one.
+	Command   []string  `json:"command,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+}
+
+// Limits of an image's default command.
+const (
+	MaxImageCommandArgs     = 256
+	MaxImageCommandArgBytes = 4096
+	MaxImageCommandBytes    = 64 << 10
+)
+
+// ValidateImageCommand checks the default command of an image of the
+// format: only rootfs images take one; it has 1 to MaxImageCommandArgs
+// arguments of valid UTF-8 without NUL bytes, each at most
+// MaxImageCommandArgBytes and all together at most MaxImageCommandBytes,
+// the first an absolute path (as a container's config.command). A nil
+// command is none; an empty one is an error. The error is EInvalid naming
+// the field "command" or the argument ("command[2]").
+func ValidateImageCommand(format string, cmd []string) error {
+	if cmd == nil {
+		return nil
+	}
+	if format != ImageRootfs {
+		return FieldError("command", "only rootfs images take a command")
+	}
+	if len(cmd) == 0 || len(cmd) > MaxImageCommandArgs {
+		return FieldError("command", "must have 1 to %d elements", MaxImageCommandArgs)
+	}
+	total := 0
+	for i, a := range cmd {
+		field := "command[" + strconv.Itoa(i) + "]"
+		switch {
+		case len(a) > MaxImageCommandArgBytes:
+			return FieldError(field, "must be at most %d bytes", MaxImageCommandArgBytes)
+		case strings.IndexByte(a, 0) >= 0:
+			return FieldError(field, "must not contain NUL bytes")
+		case !utf8.ValidString(a):
+			return FieldError(field, "must be valid UTF-8")
+		}
+		total += len(a)
+	}
+	if total > MaxImageCommandBytes {
+		return FieldError("command", "must be at most %d bytes in all", MaxImageCommandBytes)
+	}
+	if !path.IsAbs(cmd[0]) {
+		return FieldError("command[0]", "must be an absolute path")
+	}
+	return nil
 }
 
 // ImageFilter selects images. Empty fields do not filter; both match exactly.

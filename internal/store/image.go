@@ -44,6 +44,9 @@ func PrepareImage(img *novacron.Image) (novacron.Image, error) {
 	if v.Size < 0 {
 		return v, novacron.FieldError("size", "must not be negative")
 	}
+	if err := novacron.ValidateImageCommand(v.Format, v.Command); err != nil {
+		return v, err
+	}
 	v.SHA256 = strings.ToLower(v.SHA256)
 	if len(v.SHA256) != 64 || strings.Trim(v.SHA256, "0123456789abcdef") != "" {
 		return v, novacron.FieldError("sha256", "must be 64 hexadecimal digits")
@@ -57,6 +60,27 @@ func PrepareImage(img *novacron.Image) (novacron.Image, error) {
 		return v, err
 	}
 	return v, nil
+}
+
+// EncodeImageCommand returns an image's command as its column holds it:
+// a JSON array, or nil (NULL) for none.
+func EncodeImageCommand(cmd []string) ([]byte, error) {
+	if cmd == nil {
+		return nil, nil
+	}
+	return json.Marshal(cmd)
+}
+
+// DecodeImageCommand reads an image's command column: nil for NULL.
+func DecodeImageCommand(b []byte) ([]string, error) {
+	if b == nil {
+		return nil, nil
+	}
+	var cmd []string
+	if err := json.Unmarshal(b, &cmd); err != nil {
+		return nil, fmt.Errorf("store: image command: %w", err)
+	}
+	return cmd, nil
 }
 
 // CheckImageQuota returns EQuotaExceeded when a tenant holding used bytes

@@ -13,12 +13,17 @@ import (
 
 var _ novacron.ImageStore = (*Store)(nil)
 
-const imageSelect = `SELECT id, name, format, size, sha256, tenant_id, public, created_at FROM images`
+const imageSelect = `SELECT id, name, format, size, sha256, tenant_id, public, command, created_at FROM images`
 
 func scanImage(row pgx.Row) (*novacron.Image, error) {
 	var img novacron.Image
-	err := row.Scan(&img.ID, &img.Name, &img.Format, &img.Size, &img.SHA256, &img.TenantID, &img.Public, &img.CreatedAt)
+	var command []byte
+	err := row.Scan(&img.ID, &img.Name, &img.Format, &img.Size, &img.SHA256, &img.TenantID, &img.Public, &command,
+		&img.CreatedAt)
 	if err != nil {
+		return nil, err
+	}
+	if img.Command, err = store.DecodeImageCommand(command); err != nil {
 		return nil, err
 	}
 	return &img, nil
@@ -47,6 +52,10 @@ func (s *Store) CreateImage(ctx context.Context, img *novacron.Image) error {
 	if err != nil {
 		return err
 	}
+	command, err := store.EncodeImageCommand(v.Command)
+	if err != nil {
+		return err
+	}
 	now := store.Time(s.now())
 	var got *novacron.Image
 	err = s.inTx(ctx, func(tx pgx.Tx) error {
@@ -65,8 +74,9 @@ func (s *Store) CreateImage(ctx context.Context, img *novacron.Image) error {
 		if err := store.CheckImageQuota(q, used, v.Size); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO images (id, tenant_id, name, format, size, sha256, public, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, v.ID, v.TenantID, v.Name, v.Format, v.Size, v.SHA256, v.Public, now)
+		_, err = tx.Exec(ctx, `INSERT INTO images (id, tenant_id, name, format, size, sha256, public, command, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)`, v.ID, v.TenantID, v.Name, v.Format, v.Size, v.SHA256, v.Public,
+			nullJSON(command), now)
 		if e, ok := pgError(err); ok && e.Code == "23505" {
 			if strings.HasSuffix(e.ConstraintName, "_pkey") {
 				return novacron.Errorf(novacron.EConflict, "image id already exists")
@@ -178,4 +188,12 @@ func (s *Store) TenantImageBytes(ctx context.Context, tenantID string) (int64, e
 		return 0, store.NotFound("tenant")
 	}
 	return n, wrap("tenant image bytes", err)
+}
+
+// nullJSON passes the value of a nullable JSON column: NULL for nil.
+func nullJSON(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/store"
 	"github.com/novacron/novacron/internal/store/postgres"
 	"github.com/novacron/novacron/internal/store/storetest"
 	"github.com/novacron/novacron/internal/testenv"
@@ -121,8 +123,66 @@ func TestReopen(t *testing.T) {
 	if err := rawConn(t, url).QueryRow(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 || v != 1 {
-		t.Errorf("schema_migrations has %d rows up to version %d, want 1 and 1", n, v)
+	if wn, wv := latestMigration(t); n != wn || v != wv {
+		t.Errorf("schema_migrations has %d rows up to version %d, want %d and %d", n, v, wn, wv)
+	}
+}
+
+// latestMigration returns how many migrations there are and the highest
+// version: what a store records once it is migrated.
+func latestMigration(t *testing.T) (n, version int) {
+	t.Helper()
+	ms, err := store.Migrations(os.DirFS("."), "migrations")
+	if err != nil || len(ms) == 0 {
+		t.Fatalf("migrations: %d, %v", len(ms), err)
+	}
+	return len(ms), ms[len(ms)-1].Version
+}
+
+// TestUpgradeImageCommand opens a database of the first schema, with an
+// image in it: the images gain their command column, NULL for the images
+// there were.
+func TestUpgradeImageCommand(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.PostgresURL(t)
+	first, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rawConn(t, url)
+	const (
+		tenant = "01900000-0000-7000-8000-00000000000a"
+		image  = "01900000-0000-7000-8000-0000000000b1"
+		ts     = "2025-01-01T00:00:00Z"
+	)
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)`,
+		string(first),
+		`INSERT INTO schema_migrations (version, applied_at) VALUES (1, '` + ts + `')`,
+		`INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('` + tenant + `', 'acme', '` + ts + `', '` + ts + `')`,
+		`INSERT INTO images (id, tenant_id, name, format, size, sha256, created_at)
+			VALUES ('` + image + `', '` + tenant + `', 'rootfs', 'rootfs', 10, '` + strings.Repeat("a", 64) + `', '` + ts + `')`,
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatalf("%v\n%.200s", err, q)
+		}
+	}
+	s := open(t, url)
+	defer s.Close()
+	img, err := s.GetImage(ctx, novacron.AllTenants, image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Name != "rootfs" || img.Command != nil {
+		t.Errorf("the old image reads %+v", img)
+	}
+	withCmd := &novacron.Image{Name: "busybox", Format: novacron.ImageRootfs, SHA256: strings.Repeat("b", 64), TenantID: tenant,
+		Command: []string{"/bin/sh"}}
+	if err := s.CreateImage(ctx, withCmd); err != nil {
+		t.Fatal(err)
+	}
+	if len(withCmd.Command) != 1 || withCmd.Command[0] != "/bin/sh" {
+		t.Errorf("command after the upgrade: %q", withCmd.Command)
 	}
 }
 
@@ -155,8 +215,8 @@ func TestConcurrentOpen(t *testing.T) {
 	if err := rawConn(t, url).QueryRow(context.Background(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 {
-		t.Errorf("schema_migrations has %d rows, want 1", n)
+	if want, _ := latestMigration(t); n != want {
+		t.Errorf("schema_migrations has %d rows, want %d", n, want)
 	}
 }
 

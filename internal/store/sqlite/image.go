@@ -13,14 +13,20 @@ import (
 
 var _ novacron.ImageStore = (*Store)(nil)
 
-const imageSelect = `SELECT id, name, format, size, sha256, tenant_id, public, created_at FROM images`
+const imageSelect = `SELECT id, name, format, size, sha256, tenant_id, public, command, created_at FROM images`
 
 func scanImage(row scanner) (*novacron.Image, error) {
 	var img novacron.Image
+	var command sql.NullString
 	err := row.Scan(&img.ID, &img.Name, &img.Format, &img.Size, &img.SHA256, &img.TenantID, &img.Public,
-		timeCol{&img.CreatedAt})
+		&command, timeCol{&img.CreatedAt})
 	if err != nil {
 		return nil, err
+	}
+	if command.Valid {
+		if img.Command, err = store.DecodeImageCommand([]byte(command.String)); err != nil {
+			return nil, err
+		}
 	}
 	return &img, nil
 }
@@ -51,6 +57,10 @@ func (s *Store) CreateImage(ctx context.Context, img *novacron.Image) error {
 	if err != nil {
 		return err
 	}
+	command, err := store.EncodeImageCommand(v.Command)
+	if err != nil {
+		return err
+	}
 	now := store.Time(s.now())
 	var got *novacron.Image
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
@@ -68,8 +78,9 @@ func (s *Store) CreateImage(ctx context.Context, img *novacron.Image) error {
 		if err := store.CheckImageQuota(q, used, v.Size); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO images (id, tenant_id, name, format, size, sha256, public, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, v.ID, v.TenantID, v.Name, v.Format, v.Size, v.SHA256, v.Public, timeText(now))
+		_, err = tx.ExecContext(ctx, `INSERT INTO images (id, tenant_id, name, format, size, sha256, public, command, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, v.ID, v.TenantID, v.Name, v.Format, v.Size, v.SHA256, v.Public,
+			nullJSON(command), timeText(now))
 		switch constraint(err) {
 		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
 			return novacron.Errorf(novacron.EConflict, "image id already exists")
@@ -185,4 +196,12 @@ func (s *Store) TenantImageBytes(ctx context.Context, tenantID string) (int64, e
 		return 0, store.NotFound("tenant")
 	}
 	return n, wrap("tenant image bytes", err)
+}
+
+// nullJSON passes the value of a nullable JSON column: NULL for nil.
+func nullJSON(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return string(b)
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,67 @@ func testImageCreateInvalid(t *testing.T, s Store) {
 	noErr(t, err, "ListImages")
 	if len(imgs) != 0 {
 		t.Errorf("invalid creates left %d images", len(imgs))
+	}
+}
+
+// testImageCommand keeps a rootfs image's default command as it was
+// given, argument for argument, and no command as none.
+func testImageCommand(t *testing.T, s Store) {
+	c := ctx(t)
+	tn := mustTenant(t, s, "acme")
+	cmd := []string{"/bin/sh", "-c", `echo "hi" 'there' \ $HOME`, "", "ünïcode ☃", strings.Repeat("x", 4096)}
+	img := &novacron.Image{Name: "busybox", Format: novacron.ImageRootfs, Size: 10, SHA256: sha(1), TenantID: tn.ID,
+		Command: slices.Clone(cmd)}
+	noErr(t, s.CreateImage(c, img), "CreateImage")
+	wantEqual(t, "created command", img.Command, cmd)
+	got, err := s.GetImage(c, novacron.TenantScope(tn.ID), img.ID)
+	noErr(t, err, "GetImage")
+	wantEqual(t, "stored command", got.Command, cmd)
+	// The longest command allowed fits.
+	long := append([]string{"/bin/echo"}, slices.Repeat([]string{strings.Repeat("y", 4096)}, 15)...)
+	long = append(long, strings.Repeat("z", novacron.MaxImageCommandBytes-len("/bin/echo")-15*4096))
+	big := &novacron.Image{Name: "long", Format: novacron.ImageRootfs, Size: 1, SHA256: sha(2), TenantID: tn.ID, Command: long}
+	noErr(t, s.CreateImage(c, big), "CreateImage with the longest command")
+	wantEqual(t, "longest command", big.Command, long)
+	// Without a command, a rootfs image has none: nil, not empty.
+	plain := mustImage(t, s, tn.ID, "plain", novacron.ImageRootfs, 3, false)
+	if plain.Command != nil {
+		t.Errorf("an image without a command has %#v", plain.Command)
+	}
+	imgs, _, err := s.ListImages(c, novacron.TenantScope(tn.ID), novacron.ImageFilter{})
+	noErr(t, err, "ListImages")
+	if len(imgs) != 3 {
+		t.Fatalf("ListImages = %d images, want 3", len(imgs))
+	}
+	wantEqual(t, "listed command", imgs[0].Command, cmd)
+	wantEqual(t, "listed longest command", imgs[1].Command, long)
+	if imgs[2].Command != nil {
+		t.Errorf("listed image without a command has %#v", imgs[2].Command)
+	}
+
+	for name, tc := range map[string]struct {
+		format  string
+		command []string
+		field   string
+	}{
+		"command of a disk":  {novacron.ImageQCOW2, []string{"/bin/sh"}, "command"},
+		"empty command":      {novacron.ImageRootfs, []string{}, "command"},
+		"relative program":   {novacron.ImageRootfs, []string{"sh", "-c", "true"}, "command[0]"},
+		"too many arguments": {novacron.ImageRootfs, append([]string{"/bin/echo"}, make([]string, 256)...), "command"},
+		"long argument":      {novacron.ImageRootfs, []string{"/bin/echo", strings.Repeat("x", 4097)}, "command[1]"},
+		"long command":       {novacron.ImageRootfs, append(slices.Clone(long), "x"), "command"},
+		"NUL":                {novacron.ImageRootfs, []string{"/bin/echo", "a\x00b"}, "command[1]"},
+		"invalid UTF-8":      {novacron.ImageRootfs, []string{"/bin/echo", "\xff"}, "command[1]"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := s.CreateImage(c, &novacron.Image{Name: "bad", Format: tc.format, Size: 1, SHA256: sha(3), TenantID: tn.ID,
+				Command: tc.command})
+			wantCode(t, err, novacron.EInvalid)
+			wantDetails(t, err, map[string]any{"field": tc.field})
+		})
+	}
+	if imgs, _, _ := s.ListImages(c, novacron.AllTenants, novacron.ImageFilter{}); len(imgs) != 3 {
+		t.Errorf("invalid commands left %d images, want 3", len(imgs))
 	}
 }
 

@@ -88,6 +88,8 @@ func RunSchema(t *testing.T, db DB) {
 			VALUES (` + image1 + `, ` + tenantA + `, 'debian', 'qcow2', 1024, 'abc', '1', ` + ts + `)`,
 		`INSERT INTO images (id, tenant_id, name, format, created_at)
 			VALUES ('01900000-0000-7000-8000-0000000000b2', ` + tenantB + `, 'debian', 'raw', ` + ts + `)`,
+		`INSERT INTO images (id, tenant_id, name, format, command, created_at)
+			VALUES ('01900000-0000-7000-8000-0000000000b3', ` + tenantB + `, 'busybox', 'rootfs', '["/bin/sh", "-c", "echo hi"]', ` + ts + `)`,
 		`INSERT INTO vms (id, name, driver, state, node_id, tenant_id, owner_id, cpus, memory_mb, disk_gb, image_id,
 			config, labels, restart_policy, autostart, created_at, updated_at)
 			VALUES (` + vm1 + `, 'web', 'qemu', 'running', ` + node1 + `, ` + tenantA + `, ` + user1 + `, 2, 512, 10, ` + image1 + `,
@@ -129,6 +131,8 @@ func RunSchema(t *testing.T, db DB) {
 		"image format":           `UPDATE images SET format = 'iso'`,
 		"image name per tenant":  `INSERT INTO images (id, tenant_id, name, format, created_at) VALUES (` + absent + `, ` + tenantA + `, 'debian', 'raw', ` + ts + `)`,
 		"image tenant fk":        `UPDATE images SET tenant_id = ` + absent + ` WHERE id = ` + image1,
+		"image command json":     `UPDATE images SET command = '["/bin/sh"' WHERE id = ` + image1,
+		"image command array":    `UPDATE images SET command = '{"0": "/bin/sh"}' WHERE id = ` + image1,
 		"vm cpus":                `UPDATE vms SET cpus = 0 WHERE id = ` + vm1,
 		"vm memory":              `UPDATE vms SET memory_mb = 0 WHERE id = ` + vm1,
 		"vm state":               `UPDATE vms SET state = 'sleeping' WHERE id = ` + vm1,

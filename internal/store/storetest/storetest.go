@@ -79,6 +79,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Node/List", testNodeList},
 		{"Image/CreateGet", testImageCreateGet},
 		{"Image/CreateInvalid", testImageCreateInvalid},
+		{"Image/Command", testImageCommand},
 		{"Image/Quota", testImageQuota},
 		{"Image/List", testImageList},
 		{"Image/Delete", testImageDelete},

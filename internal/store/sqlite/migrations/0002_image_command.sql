@@ -1,0 +1,3 @@
+-- The default command of a rootfs image, given at upload: a JSON array of
+-- strings, NULL when the image has none (a VM using it names its own).
+ALTER TABLE images ADD COLUMN command TEXT CHECK (command IS NULL OR json_type(command) = 'array');
