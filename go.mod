@@ -8,6 +8,8 @@ require github.com/kdomanski/iso9660 v0.4.0
 
 require github.com/coder/websocket v1.8.14
 
+require github.com/klauspost/compress v1.20.4
+
 require (
 	github.com/cilium/ebpf v0.16.0 // indirect
 	github.com/containerd/cgroups/v3 v3.1.3
