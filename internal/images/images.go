@@ -1,8 +1,9 @@
 // Package images keeps the files of uploaded images: it streams an upload
 // to disk under the tenant's quota and the size limit, hashes it, checks
 // that the file is what its declared format says (qemu-img runs under
-// resource limits, with the format stated, never guessed), and serves the
-// files to nodes through Source.
+// resource limits, with the format stated, never guessed; a rootfs
+// tarball is checked entry by entry as it streams), and serves the files
+// to nodes through Source.
 package images
 
 import (
@@ -40,7 +41,10 @@ type Config struct {
 	MaxSize int64
 	// Inspect bounds qemu-img (the zero value: DefaultInspect).
 	Inspect InspectLimits
-	Logger  *slog.Logger
+	// Rootfs bounds the check of rootfs tarballs (the zero value: the
+	// defaults, MaxUnpacked 8 times MaxSize up to 64 GiB).
+	Rootfs RootfsLimits
+	Logger *slog.Logger
 }
 
 // Store keeps image files beside their rows in the database. It is safe
@@ -66,6 +70,7 @@ func New(cfg Config, db DB) (*Store, error) {
 		cfg.MaxSize = DefaultMaxSize
 	}
 	cfg.Inspect = cfg.Inspect.withDefaults()
+	cfg.Rootfs = cfg.Rootfs.withDefaults(cfg.MaxSize)
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -91,6 +96,9 @@ type UploadRequest struct {
 	Format   string
 	TenantID string
 	Public   bool
+	// Command is the default command of a rootfs image (nil for none;
+	// see novacron.ValidateImageCommand).
+	Command []string
 	// Size is the announced length of the body, -1 when unknown: a body
 	// known to be too large is refused before a byte is read.
 	Size int64
@@ -100,13 +108,18 @@ type UploadRequest struct {
 // file is written to a temporary file beside the others, within the size
 // limit (ETooLarge) and the tenant's images_gb quota (EQuotaExceeded),
 // hashed on the way, synced, checked against its format (EInvalid) and
-// renamed into place; on any failure nothing is left behind.
+// renamed into place; on any failure nothing is left behind. A rootfs
+// tarball is checked entry by entry as it arrives (CheckRootfs), so a bad
+// entry ends the upload there.
 func (s *Store) Upload(ctx context.Context, req UploadRequest, body io.Reader) (_ *novacron.Image, err error) {
 	if err := store.ValidImageName(req.Name); err != nil {
 		return nil, err
 	}
 	if !novacron.ValidImageFormat(req.Format) {
 		return nil, novacron.FieldError("format", "must be one of %s", strings.Join(novacron.ImageFormats, ", "))
+	}
+	if err := novacron.ValidateImageCommand(req.Format, req.Command); err != nil {
+		return nil, err
 	}
 	tenant, err := s.db.GetTenant(ctx, novacron.AllTenants, req.TenantID)
 	if err != nil {
@@ -149,9 +162,19 @@ func (s *Store) Upload(ctx context.Context, req UploadRequest, body io.Reader) (
 		}
 	}()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(body, room+1))
+	dst := io.MultiWriter(f, h)
+	var check *streamCheck
+	if req.Format == novacron.ImageRootfs {
+		check = startCheck(ctx, func(ctx context.Context, r io.Reader) error { return CheckRootfs(ctx, r, s.cfg.Rootfs) })
+		defer check.abort()
+		dst = io.MultiWriter(f, h, check)
+	}
+	n, err := io.Copy(dst, io.LimitReader(body, room+1))
 	var mbe *http.MaxBytesError
+	var refused *checkRefused
 	switch {
+	case errors.As(err, &refused):
+		return nil, refused.err
 	case errors.As(err, &mbe):
 		return nil, novacron.Errorf(novacron.ETooLarge, "image exceeds the size limit of %d bytes", mbe.Limit)
 	case err != nil:
@@ -166,6 +189,11 @@ func (s *Store) Upload(ctx context.Context, req UploadRequest, body io.Reader) (
 	case req.Size >= 0 && n != req.Size:
 		return nil, novacron.Errorf(novacron.EInvalid, "the body has %d bytes, %d announced", n, req.Size)
 	}
+	if check != nil {
+		if err := check.wait(); err != nil {
+			return nil, err
+		}
+	}
 	if err := f.Sync(); err != nil {
 		return nil, fmt.Errorf("images: sync: %w", err)
 	}
@@ -173,8 +201,10 @@ func (s *Store) Upload(ctx context.Context, req UploadRequest, body io.Reader) (
 		return nil, fmt.Errorf("images: close: %w", err)
 	}
 	f = nil
-	if err := Validate(ctx, tmp, req.Format, s.cfg.Inspect); err != nil {
-		return nil, err
+	if check == nil {
+		if err := Validate(ctx, tmp, req.Format, s.cfg.Inspect); err != nil {
+			return nil, err
+		}
 	}
 	id, err := store.NewID()
 	if err != nil {
@@ -189,7 +219,7 @@ func (s *Store) Upload(ctx context.Context, req UploadRequest, body io.Reader) (
 		return nil, err
 	}
 	img := &novacron.Image{ID: id, Name: req.Name, Format: req.Format, Size: n,
-		SHA256: hex.EncodeToString(h.Sum(nil)), TenantID: tenant.ID, Public: req.Public}
+		SHA256: hex.EncodeToString(h.Sum(nil)), TenantID: tenant.ID, Public: req.Public, Command: req.Command}
 	// The quota is checked again in the insert's transaction: another
 	// upload of the tenant may have finished meanwhile.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -1,6 +1,7 @@
 package images
 
 import (
+	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -111,13 +112,6 @@ func gzipped(t *testing.T, b []byte) []byte {
 	return buf.Bytes()
 }
 
-func tarball() []byte {
-	b := make([]byte, 1024)
-	copy(b, "etc/")
-	copy(b[257:], "ustar\x0000")
-	return b
-}
-
 func TestUploadFormats(t *testing.T) {
 	needQemuImg(t)
 	tmp := t.TempDir()
@@ -146,9 +140,11 @@ func TestUploadFormats(t *testing.T) {
 		{"initrd gzip", "initrd", gzipped(t, []byte("070701")), true},
 		{"initrd cpio", "initrd", []byte("070701000000"), true},
 		{"initrd junk", "initrd", raw, false},
-		{"rootfs tar", "rootfs", tarball(), true},
-		{"rootfs gzip", "rootfs", gzipped(t, tarball()), true},
+		{"rootfs tar", "rootfs", tarOf(t, busybox()...), true},
+		{"rootfs gzip", "rootfs", gzipped(t, tarOf(t, busybox()...)), true},
+		{"rootfs zstd", "rootfs", zstdOf(t, tarOf(t, busybox()...)), true},
 		{"rootfs junk", "rootfs", raw, false},
+		{"rootfs with a device", "rootfs", gzipped(t, tarOf(t, special(tar.TypeChar, "dev/kmsg"))), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, Config{})

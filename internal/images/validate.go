@@ -57,9 +57,19 @@ func invalid(format, why string, args ...any) error {
 // by its header and then qemu-img (no backing file, no external data file,
 // no encryption), raw by qemu-img told it is raw, a kernel by the bzImage
 // header, an initrd by the magic of a compressor or of cpio, a root file
-// system by the magic of gzip or tar. It returns EInvalid naming the
-// reason, or the error that kept it from deciding.
+// system by every entry of the tarball (CheckRootfs with the default
+// limits; Upload checks rootfs tarballs as they stream, with its own). It
+// returns EInvalid naming the reason, or the error that kept it from
+// deciding.
 func Validate(ctx context.Context, path, format string, lim InspectLimits) error {
+	if format == novacron.ImageRootfs {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("images: %w", err)
+		}
+		defer f.Close()
+		return CheckRootfs(ctx, f, RootfsLimits{})
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("images: %w", err)
@@ -83,8 +93,6 @@ func Validate(ctx context.Context, path, format string, lim InspectLimits) error
 		return checkKernel(head)
 	case novacron.ImageInitrd:
 		return checkInitrd(head)
-	case novacron.ImageRootfs:
-		return checkRootfs(head)
 	}
 	return novacron.FieldError("format", "unknown format %q", format)
 }
@@ -139,13 +147,6 @@ func checkInitrd(h []byte) error {
 		}
 	}
 	return invalid(novacron.ImageInitrd, "not a gzip, xz, zstd, bzip2, lz4 or cpio archive")
-}
-
-func checkRootfs(h []byte) error {
-	if bytes.HasPrefix(h, []byte{0x1f, 0x8b}) || (len(h) >= 262 && string(h[257:262]) == "ustar") {
-		return nil
-	}
-	return invalid(novacron.ImageRootfs, "not a gzip or tar archive")
 }
 
 // qemuInfo is the part of `qemu-img info --output=json` that is checked.
