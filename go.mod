@@ -10,6 +10,10 @@ require github.com/coder/websocket v1.8.14
 
 require github.com/klauspost/compress v1.20.4
 
+require github.com/containerd/go-runc v1.1.0
+
+require github.com/containerd/console v1.0.3 // indirect
+
 require (
 	github.com/cilium/ebpf v0.16.0 // indirect
 	github.com/containerd/cgroups/v3 v3.1.3

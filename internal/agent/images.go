@@ -88,6 +88,7 @@ func (a *Agent) resolveImages(ctx context.Context, spec *nodeclient.GuestSpec) e
 	}
 	if spec.Images.Base != nil {
 		spec.BaseImageFormat = spec.Images.Base.Format
+		spec.ImageCommand = spec.Images.Base.Command
 	}
 	if spec.Kernel, err = a.image(ctx, spec.Images.Kernel); err != nil {
 		return err

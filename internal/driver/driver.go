@@ -32,6 +32,9 @@ type Spec struct {
 	BaseImageFormat string
 	Kernel          string
 	Initrd          string
+	// ImageCommand is the default command of a container's rootfs image,
+	// run when the VM's config names none.
+	ImageCommand []string `json:",omitempty"`
 }
 
 // GuestState is what a driver sees a guest doing.
@@ -158,11 +161,13 @@ type Stats struct {
 	// CPUSeconds is CPU time used (user and system).
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// MemoryBytes is resident memory.
-	MemoryBytes    int64     `json:"memory_bytes"`
-	DiskReadBytes  *int64    `json:"disk_read_bytes,omitempty"`
-	DiskWriteBytes *int64    `json:"disk_write_bytes,omitempty"`
-	DiskReadOps    *int64    `json:"disk_read_ops,omitempty"`
-	DiskWriteOps   *int64    `json:"disk_write_ops,omitempty"`
+	MemoryBytes    int64  `json:"memory_bytes"`
+	DiskReadBytes  *int64 `json:"disk_read_bytes,omitempty"`
+	DiskWriteBytes *int64 `json:"disk_write_bytes,omitempty"`
+	DiskReadOps    *int64 `json:"disk_read_ops,omitempty"`
+	DiskWriteOps   *int64 `json:"disk_write_ops,omitempty"`
+	// Pids is the number of processes and threads (containers).
+	Pids           *int64    `json:"pids,omitempty"`
 	NetworkRxBytes *int64    `json:"network_rx_bytes,omitempty"`
 	NetworkTxBytes *int64    `json:"network_tx_bytes,omitempty"`
 	SampledAt      time.Time `json:"sampled_at"`

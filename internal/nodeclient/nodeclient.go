@@ -50,6 +50,8 @@ type ImageRef struct {
 	Format string `json:"format"`
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
+	// Command is a rootfs image's default command.
+	Command []string `json:"command,omitempty"`
 }
 
 // GuestImages are the images of a guest: its disk's base, or the kernel and

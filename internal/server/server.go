@@ -28,6 +28,7 @@ import (
 	"github.com/novacron/novacron/internal/agent"
 	"github.com/novacron/novacron/internal/auth"
 	"github.com/novacron/novacron/internal/driver"
+	"github.com/novacron/novacron/internal/driver/container"
 	"github.com/novacron/novacron/internal/driver/process"
 	"github.com/novacron/novacron/internal/driver/qemu"
 	"github.com/novacron/novacron/internal/httpapi"
@@ -235,6 +236,14 @@ func (s *Server) openNode(ctx context.Context, imgs *images.Store) error {
 			s.log.Warn("the process driver is unavailable", "err", err)
 		} else {
 			drivers = append(drivers, pd)
+		}
+		if _, err := exec.LookPath("runc"); err != nil {
+			s.log.Warn("the container driver is unavailable: no runc")
+		} else if cd, err := container.New(container.Config{Dir: filepath.Join(dir, "container"), ShimCommand: s.cfg.ShimCommand,
+			Logger: s.log}); err != nil {
+			s.log.Warn("the container driver is unavailable", "err", err)
+		} else {
+			drivers = append(drivers, cd)
 		}
 		if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 			s.log.Warn("the qemu driver is unavailable: no qemu-system-x86_64")

@@ -66,7 +66,28 @@ type Config struct {
 	// PidsMax bounds each guest's processes and threads (default 4096;
 	// negative for no limit).
 	PidsMax int64
-	Logger  *slog.Logger
+	// Container, when set, makes the guests OCI containers run by runc:
+	// the shim runs "runc run" on a bundle that Container.Prepare makes in
+	// each guest's directory. The container driver is built this way.
+	Container *ContainerRuntime
+	Logger    *slog.Logger
+}
+
+// ContainerRuntime is what turns the process driver into a driver of OCI
+// containers: its name, runc, and how a guest's bundle is made and undone.
+type ContainerRuntime struct {
+	Name string
+	// Runc is the runc binary, RuncRoot runc's state directory.
+	Runc, RuncRoot string
+	// Validate checks a VM's config, in place of the process driver's.
+	Validate func(config json.RawMessage) error
+	// Prepare makes the bundle dir/bundle (its config.json naming the
+	// cgroup CgroupsPath(CgroupParent, id), and its root file system) on
+	// Create and on every Start.
+	Prepare func(ctx context.Context, dir string, spec driver.Spec) error
+	// Remove undoes what Prepare did outside dir (mounts), before dir is
+	// removed.
+	Remove func(ctx context.Context, dir string) error
 }
 
 // Driver runs host processes as guests.
@@ -133,11 +154,21 @@ func New(cfg Config) (*Driver, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o711); err != nil {
 		return nil, fmt.Errorf("process driver: %w", err)
 	}
-	return &Driver{cfg: cfg, log: cfg.Logger.With("driver", Name)}, nil
+	if c := cfg.Container; c != nil && (c.Name == "" || c.Runc == "" || c.RuncRoot == "" || c.Validate == nil || c.Prepare == nil || c.Remove == nil) {
+		return nil, errors.New("process driver: an incomplete container runtime")
+	}
+	return &Driver{cfg: cfg, log: cfg.Logger.With("driver", nameOf(cfg))}, nil
 }
 
-// Name is "process".
-func (d *Driver) Name() string { return Name }
+func nameOf(cfg Config) string {
+	if cfg.Container != nil {
+		return cfg.Container.Name
+	}
+	return Name
+}
+
+// Name is "process", or the container runtime's name.
+func (d *Driver) Name() string { return nameOf(d.cfg) }
 
 // Capabilities: pause and logs.
 func (d *Driver) Capabilities() driver.Capabilities {
@@ -152,6 +183,9 @@ func (d *Driver) Capabilities() driver.Capabilities {
 // an absolute path); env has at most 128 entries named like shell
 // variables; cwd is a relative path inside the guest's working directory.
 func (d *Driver) ValidateConfig(config json.RawMessage) error {
+	if d.cfg.Container != nil {
+		return d.cfg.Container.Validate(config)
+	}
 	_, err := parseConfig(config)
 	return err
 }
@@ -221,7 +255,7 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 			return novacron.Errorf(novacron.EInvalidState, "guest %s is %s: its spec cannot change", spec.ID, st.State)
 		}
 	}
-	return d.prepare(dir, spec)
+	return d.prepare(ctx, dir, spec)
 }
 
 func (d *Driver) sameSpec(dir string, spec driver.Spec) (bool, error) {
@@ -237,7 +271,7 @@ func (d *Driver) sameSpec(dir string, spec driver.Spec) (bool, error) {
 }
 
 // prepare makes the guest's directories and writes its spec.
-func (d *Driver) prepare(dir string, spec driver.Spec) error {
+func (d *Driver) prepare(ctx context.Context, dir string, spec driver.Spec) error {
 	if err := os.Mkdir(dir, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
 		return fmt.Errorf("process: %w", err)
 	}
@@ -257,6 +291,11 @@ func (d *Driver) prepare(dir string, spec driver.Spec) error {
 	}
 	if err := os.Chmod(work, 0o700); err != nil {
 		return fmt.Errorf("process: %w", err)
+	}
+	if d.cfg.Container != nil {
+		if err := d.cfg.Container.Prepare(ctx, dir, spec); err != nil {
+			return err
+		}
 	}
 	b, err := json.Marshal(spec)
 	if err != nil {
@@ -293,7 +332,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) error {
 	if err := d.waitShimGone(ctx, dir, 5*time.Second); err != nil {
 		return err
 	}
-	if err := d.prepare(dir, spec); err != nil {
+	if err := d.prepare(ctx, dir, spec); err != nil {
 		return err
 	}
 	// The last run's traces go: until the new shim reports, the guest
@@ -333,8 +372,11 @@ func (d *Driver) spawn(ctx context.Context, dir, id string) error {
 		"--cgroup-parent", d.cfg.CgroupParent,
 		"--log-max-bytes", strconv.FormatInt(d.cfg.LogMaxBytes, 10),
 		"--log-files", strconv.Itoa(d.cfg.LogFiles),
-		"--pids-max", strconv.FormatInt(d.cfg.PidsMax, 10),
-		dir)
+		"--pids-max", strconv.FormatInt(d.cfg.PidsMax, 10))
+	if c := d.cfg.Container; c != nil {
+		args = append(args, "--runc", c.Runc, "--runc-root", c.RuncRoot)
+	}
+	args = append(args, dir)
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = []string{"PATH=" + defaultPath}
 	cmd.Dir = "/"
@@ -623,6 +665,11 @@ func (d *Driver) Delete(ctx context.Context, id string) error {
 		}
 	} else if !errors.Is(err, errNoCgroup) {
 		return fmt.Errorf("process: guest %s: %w", id, err)
+	}
+	if d.cfg.Container != nil {
+		if err := d.cfg.Container.Remove(ctx, dir); err != nil {
+			return fmt.Errorf("process: guest %s: %w", id, err)
+		}
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("process: guest %s: %w", id, err)

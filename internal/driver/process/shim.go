@@ -26,7 +26,8 @@ import (
 // RunShim runs the shim, the per-guest supervisor, with the arguments that
 // follow the shim command on the command line:
 //
-//	run [--cgroup-parent P] [--log-max-bytes N] [--log-files N] [--pids-max N] DIR
+//	run [--cgroup-parent P] [--log-max-bytes N] [--log-files N] [--pids-max N]
+//	    [--runc PATH --runc-root DIR] DIR
 //	init
 //
 // "run" supervises the guest of the guest directory DIR until it exits:
@@ -34,6 +35,11 @@ import (
 // logs its output, serves the control socket and records the exit in
 // exit.json. "init" is that second stage, run as the guest's first process:
 // it joins the cgroup, drops privileges and execs the guest's command.
+//
+// With --runc the guest is an OCI container: the shim runs "runc run" on
+// the bundle DIR/bundle (whose config puts the container in the cgroup
+// P/<id>, which the shim then controls as its own), and runc's exit status
+// is the container's.
 //
 // The shim must be started the way the driver does it: the program's own
 // command line ending with these arguments (the init stage is the same
@@ -80,6 +86,9 @@ type shim struct {
 
 	done chan struct{} // closed once exit.json is written
 	exit exitRecord
+
+	// runc, when set, runs the guest as an OCI container.
+	runc *runcGuest
 }
 
 func runShim(ctx context.Context, prefix, args []string) error {
@@ -89,8 +98,13 @@ func runShim(ctx context.Context, prefix, args []string) error {
 	fs.Int64Var(&s.logMax, "log-max-bytes", 8<<20, "size cap of the output log")
 	fs.IntVar(&s.logFiles, "log-files", 3, "rotated output logs kept")
 	fs.Int64Var(&s.pidsMax, "pids-max", 4096, "process limit (0: none)")
+	runcPath := fs.String("runc", "", "run the guest as an OCI container with this runc")
+	runcRoot := fs.String("runc-root", "", "runc's state directory (with --runc)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if (*runcPath == "") != (*runcRoot == "") {
+		return errors.New("shim run: --runc and --runc-root go together")
 	}
 	if fs.NArg() != 1 || !filepath.IsAbs(fs.Arg(0)) {
 		return errors.New("shim run: want the absolute guest directory")
@@ -98,6 +112,9 @@ func runShim(ctx context.Context, prefix, args []string) error {
 	s.dir = filepath.Clean(fs.Arg(0))
 	if err := validCgroupParent(s.parent); err != nil {
 		return err
+	}
+	if *runcPath != "" {
+		s.runc = newRuncGuest(*runcPath, *runcRoot, filepath.Join(s.dir, BundleDir))
 	}
 	s.log = slog.New(slog.NewJSONHandler(os.Stderr, nil)).With("shim", os.Getpid(), "guest", filepath.Base(s.dir))
 
@@ -160,8 +177,10 @@ func (s *shim) start() (_ net.Listener, err error) {
 	if err := json.Unmarshal(b, &s.spec); err != nil {
 		return nil, fmt.Errorf("%s: %w", specFile, err)
 	}
-	if s.cfg, err = parseConfig(s.spec.Config); err != nil {
-		return nil, &initError{Message: novacron.ErrorMessage(err), User: true}
+	if s.runc == nil {
+		if s.cfg, err = parseConfig(s.spec.Config); err != nil {
+			return nil, &initError{Message: novacron.ErrorMessage(err), User: true}
+		}
 	}
 	if err := os.Remove(filepath.Join(s.dir, exitFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -181,15 +200,17 @@ func (s *shim) start() (_ net.Listener, err error) {
 	}
 	undo = append(undo, func() { s.out.Close() })
 
-	if s.cg, err = createCgroup(s.parent, s.spec.ID, guestLimits(s.spec.CPUs, s.spec.MemoryMB, s.pidsMax)); err != nil {
-		return nil, err
-	}
-	undo = append(undo, func() {
-		_ = killCgroup(s.cg, 5*time.Second)
-		_ = s.cg.Delete()
-	})
-	if s.oomBefore, err = s.cg.OOMKills(); err != nil {
-		s.log.Warn("cannot read the OOM counter", "err", err)
+	if s.runc == nil {
+		if s.cg, err = createCgroup(s.parent, s.spec.ID, guestLimits(s.spec.CPUs, s.spec.MemoryMB, s.pidsMax)); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() {
+			_ = killCgroup(s.cg, 5*time.Second)
+			_ = s.cg.Delete()
+		})
+		if s.oomBefore, err = s.cg.OOMKills(); err != nil {
+			s.log.Warn("cannot read the OOM counter", "err", err)
+		}
 	}
 
 	sock := filepath.Join(s.dir, sockFile)
@@ -203,6 +224,12 @@ func (s *shim) start() (_ net.Listener, err error) {
 		return nil, err
 	}
 
+	if s.runc != nil {
+		if err := s.startRunc(); err != nil {
+			return nil, err
+		}
+		return ln, nil
+	}
 	if err := s.startInit(); err != nil {
 		return nil, err
 	}
@@ -318,8 +345,15 @@ func (s *shim) wait() {
 	if err := killCgroup(s.cg, 5*time.Second); err != nil {
 		s.log.Error("kill the guest's remaining processes", "err", err)
 	}
+	if s.runc != nil {
+		s.runc.delete(s.spec.ID, s.log)
+	}
 	s.closeOutput()
 	code, sig := exitStatus(ws)
+	if s.runc != nil && sig == 0 && code > 128 && code < 128+65 {
+		// runc exits with 128+N when a signal N killed the container.
+		sig = code - 128
+	}
 	oom := false
 	if n, err := s.cg.OOMKills(); err == nil && n > s.oomBefore {
 		oom = true
@@ -348,7 +382,7 @@ func (s *shim) stop(timeout time.Duration, force bool) {
 		s.kill()
 		return
 	}
-	_ = syscall.Kill(-s.pid, syscall.SIGTERM)
+	s.signal(syscall.SIGTERM)
 	// A frozen guest handles its SIGTERM only once thawed.
 	if f, _ := s.cg.Frozen(); f {
 		_ = s.cg.Thaw()
@@ -360,13 +394,24 @@ func (s *shim) stop(timeout time.Duration, force bool) {
 	}()
 }
 
+// signal sends sig to the guest: to its process group, or to a
+// container's init (which, as a PID namespace's init, ignores what it has
+// no handler for, as under any container runtime).
+func (s *shim) signal(sig syscall.Signal) {
+	if s.runc != nil {
+		_ = syscall.Kill(s.pid, sig)
+		return
+	}
+	_ = syscall.Kill(-s.pid, sig)
+}
+
 func (s *shim) kill() {
 	select {
 	case <-s.done:
 		return
 	default:
 	}
-	_ = syscall.Kill(-s.pid, syscall.SIGKILL)
+	s.signal(syscall.SIGKILL)
 	if pids, err := s.cg.Pids(); err == nil {
 		for _, p := range pids {
 			_ = syscall.Kill(p, syscall.SIGKILL)
@@ -448,7 +493,14 @@ func (s *shim) answer(req request) response {
 		}
 		state := driver.GuestRunning
 		if f, err := s.cg.Frozen(); err != nil {
-			return refuse(novacron.EOperationFailed, "cannot read the guest's freezer state")
+			// A container's runtime removes its cgroup as it ends, a
+			// moment before the shim sees the end.
+			select {
+			case <-s.done:
+				return response{OK: true, State: driver.GuestExited, PID: s.pid, StartedAt: s.startedAt, Exit: &s.exit}
+			case <-time.After(2 * time.Second):
+				return refuse(novacron.EOperationFailed, "cannot read the guest's freezer state")
+			}
 		} else if f {
 			state = driver.GuestPaused
 		}
