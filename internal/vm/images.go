@@ -49,6 +49,9 @@ func (s *Service) checkImages(ctx context.Context, actor *novacron.Actor, driver
 		baseFormats = []string{novacron.ImageQCOW2, novacron.ImageRaw}
 	case novacron.DriverContainer:
 		baseFormats = []string{novacron.ImageRootfs}
+		if ids.base == "" {
+			return novacron.FieldError("image_id", "a container VM needs a rootfs image")
+		}
 	}
 	for _, c := range []struct {
 		field, id string
@@ -78,6 +81,17 @@ func (s *Service) checkImages(ctx context.Context, actor *novacron.Actor, driver
 		if !ok {
 			return novacron.FieldError(c.field, "image %s is %s; this use takes %v", img.Name, img.Format, c.formats)
 		}
+		if driverName == novacron.DriverContainer && len(img.Command) == 0 && !namesCommand(config) {
+			return novacron.FieldError("config.command", "image %s has no default command: the VM must name one", img.Name)
+		}
 	}
 	return nil
+}
+
+// namesCommand reports whether a VM's config names a command.
+func namesCommand(config json.RawMessage) bool {
+	var c struct {
+		Command []string `json:"command"`
+	}
+	return json.Unmarshal(config, &c) == nil && len(c.Command) > 0
 }

@@ -205,7 +205,7 @@ func (s *Service) specOf(ctx context.Context, vm *novacron.VM) (nodeclient.Guest
 		if err != nil {
 			return spec, fmt.Errorf("image %s: %w", im.id, err)
 		}
-		*im.ref = &nodeclient.ImageRef{ID: img.ID, Format: img.Format, SHA256: img.SHA256, Size: img.Size}
+		*im.ref = &nodeclient.ImageRef{ID: img.ID, Format: img.Format, SHA256: img.SHA256, Size: img.Size, Command: img.Command}
 	}
 	return spec, nil
 }
