@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -137,6 +138,15 @@ func waitBoot(t *testing.T, h *harness, token, id string, n int) {
 	}
 }
 
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -192,9 +202,34 @@ func TestQEMUStateFollowsEvents(t *testing.T) {
 		}
 	}
 
-	// A cloud-init seed, made at create time, holds the user data.
+	// A disk made from a qcow2 image: an overlay backed by the node's
+	// cached copy, grown to disk_gb; and a cloud-init seed, made at create
+	// time, holding the user data.
+	base := filepath.Join(t.TempDir(), "base.qcow2")
+	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", base, "64M").CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img: %v: %s", err, out)
+	}
+	baseImg := h.want(h.upload(admin, "base", "qcow2", mustRead(t, base)), 201)
 	seeded := h.want(h.req("POST", "/api/vm/vms", admin, map[string]any{"name": "seeded", "driver": "qemu", "cpus": 1, "memory_mb": 128,
+		"image_id": baseImg.str("id"), "disk_gb": 1,
 		"config": map[string]any{"kernel_image_id": kid, "cloud_init": map[string]any{"user_data": "#cloud-config\nruncmd: [echo from-the-api]\n", "hostname": "seeded"}}}), 202).str("id")
+	eventually(t, "disk", func() error {
+		out, err := exec.Command("qemu-img", "info", "--output=json", "-f", "qcow2", filepath.Join(dir, "agent", "qemu", seeded, "disk.qcow2")).Output()
+		if err != nil {
+			return err
+		}
+		var info struct {
+			VirtualSize int64  `json:"virtual-size"`
+			Backing     string `json:"backing-filename"`
+		}
+		if err := json.Unmarshal(out, &info); err != nil {
+			return err
+		}
+		if info.Backing != filepath.Join(dir, "agent", "images", baseImg.str("sha256")) || info.VirtualSize != 1<<30 {
+			return fmt.Errorf("disk: %s", out)
+		}
+		return nil
+	})
 	eventually(t, "seed", func() error {
 		iso, err := os.ReadFile(filepath.Join(dir, "agent", "qemu", seeded, "seed.iso"))
 		if err != nil || !strings.Contains(string(iso), "runcmd: [echo from-the-api]") || !strings.Contains(string(iso), `"local-hostname": "seeded"`) {

@@ -148,7 +148,7 @@ func (s *Service) Create(ctx context.Context, actor *novacron.Actor, req CreateR
 	}
 	vm := &novacron.VM{Name: req.Name, Driver: req.Driver, State: novacron.StateCreating,
 		DesiredState: novacron.StateStopped, NodeID: nodeID, TenantID: actor.TenantID, OwnerID: actor.UserID,
-		CPUs: req.CPUs, MemoryMB: req.MemoryMB, DiskGB: req.DiskGB, Config: req.Config, Labels: req.Labels,
+		CPUs: req.CPUs, MemoryMB: req.MemoryMB, DiskGB: req.DiskGB, ImageID: req.ImageID, Config: req.Config, Labels: req.Labels,
 		RestartPolicy: req.RestartPolicy, Autostart: req.Autostart}
 	if req.Start {
 		vm.DesiredState = novacron.StateRunning
