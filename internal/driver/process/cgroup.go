@@ -16,6 +16,7 @@ import (
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/cgroups/v3/cgroup2"
+	"github.com/novacron/novacron/internal/driver"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -111,6 +112,8 @@ type guestCgroup interface {
 	OOMKills() (uint64, error)
 	// Delete removes the (empty) cgroup.
 	Delete() error
+	// usage reads the cgroup's counters.
+	usage() (driver.Stats, error)
 }
 
 // errNoCgroup is returned by loadCgroup for a cgroup that does not exist.

@@ -97,9 +97,10 @@ type Driver struct {
 }
 
 var (
-	_ driver.Driver    = (*Driver)(nil)
-	_ driver.Pauser    = (*Driver)(nil)
-	_ driver.LogReader = (*Driver)(nil)
+	_ driver.Driver      = (*Driver)(nil)
+	_ driver.Pauser      = (*Driver)(nil)
+	_ driver.LogReader   = (*Driver)(nil)
+	_ driver.StatsReader = (*Driver)(nil)
 )
 
 // New returns a process driver keeping its guests in cfg.Dir, which it
@@ -170,9 +171,9 @@ func nameOf(cfg Config) string {
 // Name is "process", or the container runtime's name.
 func (d *Driver) Name() string { return nameOf(d.cfg) }
 
-// Capabilities: pause and logs.
+// Capabilities: pause, logs and stats.
 func (d *Driver) Capabilities() driver.Capabilities {
-	return driver.Capabilities{Pause: true, Logs: true}
+	return driver.Capabilities{Pause: true, Logs: true, Stats: true}
 }
 
 // ValidateConfig checks a process VM's config:

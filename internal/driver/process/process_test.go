@@ -774,3 +774,38 @@ func TestNewRefusesADirectoryTooLongForSockets(t *testing.T) {
 		t.Fatalf("New(short dir): %v", err)
 	}
 }
+
+// TestStats: a guest that burns CPU and holds memory shows it in its stats,
+// read from its own cgroup; a stopped guest has none.
+func TestStats(t *testing.T) {
+	needRoot(t)
+	d := newDriver(t, testConfig(t, t.TempDir()))
+	// A shell holding about 32 MiB in a variable, then spinning.
+	spec := guest(t, d, driver.Spec{MemoryMB: 256, Config: json.RawMessage(
+		`{"command": ["/bin/sh", "-c", "x=$(head -c 33554432 /dev/zero | tr '\\0' a); echo held; while :; do :; done"]}`)})
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if b, _ := d.Logs(ctx, spec.ID, 0); bytes.Contains(b, []byte("held")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the guest never held its memory")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	st, err := d.Stats(ctx, spec.ID)
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	if st.CPUSeconds < 0.1 || st.MemoryBytes < 32<<20 || st.Pids == nil || *st.Pids < 1 || st.NetworkRxBytes != nil {
+		t.Fatalf("Stats = %+v (pids %v): want CPU time, over 32 MiB and a process, no network", st, st.Pids)
+	}
+	if err := d.Stop(ctx, spec.ID, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Stats(ctx, spec.ID); !novacron.IsCode(err, novacron.EInvalidState) {
+		t.Fatalf("Stats of a stopped guest = %v, want invalid_state", err)
+	}
+}
