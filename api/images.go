@@ -23,6 +23,10 @@ type ImageFilter struct {
 type UploadOptions struct {
 	// Public makes the image visible to every tenant (admins only).
 	Public bool
+	// Command is the default command of a rootfs image, which a container
+	// VM that names no command runs: the program (an absolute path inside
+	// the image) and its arguments. Nil for none.
+	Command []string
 }
 
 // UploadImage streams r, of size bytes (-1 when unknown: the body is then
@@ -33,6 +37,13 @@ func (c *Client) UploadImage(ctx context.Context, name, format string, r io.Read
 	for _, o := range opts {
 		if o.Public {
 			q.Set("public", "true")
+		}
+		if o.Command != nil {
+			b, err := json.Marshal(o.Command)
+			if err != nil {
+				return nil, fmt.Errorf("api: upload image: %w", err)
+			}
+			q.Set("command", string(b))
 		}
 	}
 	if size == 0 {

@@ -2,7 +2,10 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -81,7 +84,7 @@ func printImage(cmd *cobra.Command, e *env, i *novacron.Image) error {
 	if outputJSON(cmd) {
 		return writeJSON(e.stdout, i)
 	}
-	return fields(e.stdout,
+	kv := []string{
 		"ID", i.ID,
 		"Name", i.Name,
 		"Format", i.Format,
@@ -89,8 +92,29 @@ func printImage(cmd *cobra.Command, e *env, i *novacron.Image) error {
 		"SHA-256", i.SHA256,
 		"Tenant", i.TenantID,
 		"Public", strconv.FormatBool(i.Public),
-		"Created", fmtTime(i.CreatedAt),
-	)
+	}
+	if i.Command != nil {
+		// As JSON: unambiguous, and control characters escaped.
+		b, err := json.Marshal(i.Command)
+		if err != nil {
+			return err
+		}
+		kv = append(kv, "Command", string(b))
+	}
+	return fields(e.stdout, append(kv, "Created", fmtTime(i.CreatedAt))...)
+}
+
+// parseImageCommand reads --command: a JSON array of strings.
+func parseImageCommand(s string) ([]string, error) {
+	var cmd []string
+	dec := json.NewDecoder(strings.NewReader(s))
+	err := dec.Decode(&cmd)
+	if err == nil && cmd != nil {
+		if _, err = dec.Token(); err == io.EOF {
+			return cmd, nil
+		}
+	}
+	return nil, errors.New(`--command must be a JSON array of strings, like '["/bin/sh","-c","echo hi"]'`)
 }
 
 func newImageUploadCmd(e *env) *cobra.Command {
@@ -99,17 +123,29 @@ func newImageUploadCmd(e *env) *cobra.Command {
 		Short: "Upload an image file",
 		Long: `Upload an image file, streamed. The server checks it against its format:
 qcow2 (no backing file or external data file) and raw disks through qemu-img,
-kernel (a bzImage), initrd (a compressed or cpio archive), rootfs (a gzip or
-tar archive). --public (admins) makes it visible to every tenant.`,
-		Example: `  novacron image upload debian-12.qcow2 --name debian-12 --format qcow2`,
-		Args:    cobra.ExactArgs(1),
+kernel (a bzImage), initrd (a compressed or cpio archive), rootfs (a tar
+archive, plain or compressed with gzip or zstd, checked entry by entry: no
+device nodes, no names or links leaving the root). --public (admins) makes
+it visible to every tenant. --command gives a rootfs image its default
+command, as a JSON array: a container VM that names no command runs it.`,
+		Example: `  novacron image upload debian-12.qcow2 --name debian-12 --format qcow2
+  novacron image upload busybox.tar.zst --name busybox --format rootfs --command '["/bin/sh","-c","echo hi"]'`,
+		Args: cobra.ExactArgs(1),
 	}
 	name := cmd.Flags().String("name", "", "the image's name (default: the file's base name)")
 	format := newEnumValue("", novacron.ImageFormats...)
 	cmd.Flags().Var(format, "format", "one of "+strings.Join(novacron.ImageFormats, ", ")+" (required: never guessed)")
 	_ = cmd.MarkFlagRequired("format")
 	public := cmd.Flags().Bool("public", false, "visible to every tenant (admins only)")
+	command := cmd.Flags().String("command", "", `a rootfs image's default command, a JSON array: '["/bin/sh","-c","echo hi"]'`)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		opts := api.UploadOptions{Public: *public}
+		if cmd.Flags().Changed("command") {
+			var err error
+			if opts.Command, err = parseImageCommand(*command); err != nil {
+				return asUsage(err)
+			}
+		}
 		c, _, err := e.client(cmd)
 		if err != nil {
 			return err
@@ -131,7 +167,7 @@ tar archive). --public (admins) makes it visible to every tenant.`,
 		if n == "" {
 			n = fi.Name()
 		}
-		img, err := c.UploadImage(cmd.Context(), n, format.value, f, size, api.UploadOptions{Public: *public})
+		img, err := c.UploadImage(cmd.Context(), n, format.value, f, size, opts)
 		if err != nil {
 			return err
 		}

@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"encoding/json"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/auth"
@@ -39,6 +42,35 @@ func boolParam(r *http.Request, name string) (bool, error) {
 	return v, nil
 }
 
+// commandParam reads the optional ?command= of an upload: a JSON array of
+// strings, nil when absent. The image store checks what it holds.
+func commandParam(r *http.Request) ([]string, error) {
+	q := r.URL.Query()
+	if !q.Has("command") {
+		return nil, nil
+	}
+	if len(q["command"]) > 1 {
+		return nil, novacron.FieldError("command", "must be given once")
+	}
+	raw := q.Get("command")
+	if len(raw) > maxCommandParam {
+		return nil, novacron.FieldError("command", "must be at most %d bytes of JSON", maxCommandParam)
+	}
+	var cmd []string
+	dec := json.NewDecoder(strings.NewReader(raw))
+	if err := dec.Decode(&cmd); err != nil || cmd == nil {
+		return nil, novacron.FieldError("command", `must be a JSON array of strings, like ["/bin/sh","-c","echo hi"]`)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, novacron.FieldError("command", "must be one JSON array, nothing after it")
+	}
+	return cmd, nil
+}
+
+// maxCommandParam bounds the JSON of ?command=: the command's own limit,
+// with room for quoting and escapes.
+const maxCommandParam = 4 * novacron.MaxImageCommandBytes
+
 // uploadImage streams the body into a new image of the caller's tenant.
 func (a *API) uploadImage(r *http.Request) (any, error) {
 	is, err := a.imageStore()
@@ -59,8 +91,12 @@ func (a *API) uploadImage(r *http.Request) (any, error) {
 		return nil, novacron.Errorf(novacron.EForbidden, "only admins may upload public images")
 	}
 	q := r.URL.Query()
+	command, err := commandParam(r)
+	if err != nil {
+		return nil, err
+	}
 	img, err := is.Upload(r.Context(), images.UploadRequest{Name: q.Get("name"), Format: q.Get("format"),
-		TenantID: st.actor.TenantID, Public: public, Size: r.ContentLength}, r.Body)
+		TenantID: st.actor.TenantID, Public: public, Command: command, Size: r.ContentLength}, r.Body)
 	if err != nil {
 		return nil, err
 	}
