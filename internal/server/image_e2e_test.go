@@ -1,6 +1,9 @@
 package server_test
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/novacron/novacron"
@@ -186,6 +191,150 @@ func TestImages(t *testing.T) {
 			}
 			h.want(h.upload(alice, "disk.qcow2", "qcow2", b), 201)
 			h.want(h.upload(alice, "not-qcow2", "qcow2", content), 400, "invalid_request")
+		})
+	})
+}
+
+// rootfsTar is a tar archive of the entries, each file's body its size in
+// zero bytes.
+func rootfsTar(t *testing.T, hdrs ...*tar.Header) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w := tar.NewWriter(&b)
+	for _, h := range hdrs {
+		if err := w.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(make([]byte, h.Size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func gzipOf(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	w.Write(b)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestImagesRootfs(t *testing.T) {
+	stores(t, func(t *testing.T, db func(t *testing.T) string) {
+		h := start(t, db(t), func(c *server.Config) { c.MaxImageSize = 2 << 20 })
+		admin := h.admin()
+		acme := h.mkTenant(admin, "acme")
+		_, alice := h.mkUser(admin, "alice", "user", acme)
+		tree := rootfsTar(t,
+			&tar.Header{Typeflag: tar.TypeDir, Name: "./", Mode: 0o755},
+			&tar.Header{Typeflag: tar.TypeDir, Name: "./bin/", Mode: 0o755},
+			&tar.Header{Typeflag: tar.TypeReg, Name: "./bin/busybox", Mode: 0o4755, Size: 1000},
+			&tar.Header{Typeflag: tar.TypeSymlink, Name: "./bin/sh", Linkname: "busybox"},
+			&tar.Header{Typeflag: tar.TypeSymlink, Name: "./bin/ls", Linkname: "/bin/busybox"},
+			&tar.Header{Typeflag: tar.TypeLink, Name: "./bin/cat", Linkname: "./bin/busybox"},
+			&tar.Header{Typeflag: tar.TypeDir, Name: "./tmp/", Mode: 0o1777},
+		)
+
+		t.Run("with a command", func(t *testing.T) {
+			h := h.on(t)
+			cmd := `["/bin/sh","-c","echo \"hi\" && exec sleep 3600"]`
+			img := h.want(h.upload(alice, "busybox", "rootfs", gzipOf(t, tree), "command", cmd), 201)
+			want := []any{"/bin/sh", "-c", `echo "hi" && exec sleep 3600`}
+			if got, _ := img.body["command"].([]any); !reflect.DeepEqual(got, want) || img.str("format") != "rootfs" {
+				t.Errorf("uploaded %s", img.raw)
+			}
+			got := h.want(h.req("GET", "/api/images/"+img.str("id"), alice, nil), 200)
+			if c, _ := got.body["command"].([]any); !reflect.DeepEqual(c, want) {
+				t.Errorf("GET %s", got.raw)
+			}
+			items := h.want(h.req("GET", "/api/images?name=busybox", alice, nil), 200).items()
+			if len(items) != 1 || !reflect.DeepEqual(items[0]["command"], want) {
+				t.Errorf("list %v", items)
+			}
+			// Without a command, the image has none: the field is absent.
+			plain := h.want(h.upload(alice, "plain", "rootfs", tree), 201)
+			if _, ok := plain.body["command"]; ok {
+				t.Errorf("an image without a command: %s", plain.raw)
+			}
+		})
+
+		t.Run("bad commands", func(t *testing.T) {
+			h := h.on(t)
+			for _, tc := range []struct{ format, command, field string }{
+				{"rootfs", `/bin/sh`, "command"},
+				{"rootfs", `["/bin/sh"] ["x"]`, "command"},
+				{"rootfs", `null`, "command"},
+				{"rootfs", `[]`, "command"},
+				{"rootfs", `[1]`, "command"},
+				{"rootfs", `["sh"]`, "command[0]"},
+				{"rootfs", `["/bin/echo","a\u0000b"]`, "command[1]"},
+				{"rootfs", `["/bin/echo","` + strings.Repeat("x", 4097) + `"]`, "command[1]"},
+				{"kernel", `["/bin/sh"]`, "command"},
+			} {
+				r := h.want(h.upload(alice, "x", tc.format, tree, "command", tc.command), 400, "invalid_request")
+				if d, _ := r.body["error"].(map[string]any)["details"].(map[string]any); d["field"] != tc.field {
+					t.Errorf("%s %.40s: %s", tc.format, tc.command, r.raw)
+				}
+			}
+		})
+
+		t.Run("bad entries", func(t *testing.T) {
+			h := h.on(t)
+			before := imageFiles(t, h)
+			for _, tc := range []struct {
+				name    string
+				archive []byte
+				entry   string
+				reason  string
+			}{
+				{"absolute", rootfsTar(t, &tar.Header{Typeflag: tar.TypeReg, Name: "/etc/passwd", Size: 10}),
+					`"/etc/passwd"`, "the name is absolute"},
+				{"dot dot", gzipOf(t, rootfsTar(t, &tar.Header{Typeflag: tar.TypeReg, Name: "a/../../etc/cron.d/x", Size: 10})),
+					`"a/../../etc/cron.d/x"`, `the name has a ".." component`},
+				{"device", rootfsTar(t, &tar.Header{Typeflag: tar.TypeDir, Name: "dev/"},
+					&tar.Header{Typeflag: tar.TypeBlock, Name: "dev/sda", Devmajor: 8}),
+					`"dev/sda"`, "a block device node"},
+				{"escaping symlink", rootfsTar(t, &tar.Header{Typeflag: tar.TypeSymlink, Name: "usr/lib/x", Linkname: "../../../../etc"}),
+					`"usr/lib/x"`, `its target "../../../../etc" leaves the root`},
+				{"hard link out", rootfsTar(t, &tar.Header{Typeflag: tar.TypeLink, Name: "shadow", Linkname: "/etc/shadow"}),
+					`"shadow"`, `its target "/etc/shadow": the name is absolute`},
+				{"through a symlink", rootfsTar(t, &tar.Header{Typeflag: tar.TypeSymlink, Name: "etc", Linkname: "/etc"},
+					&tar.Header{Typeflag: tar.TypeReg, Name: "etc/passwd", Size: 1}),
+					`"etc/passwd"`, `its parent "etc" is a symbolic link`},
+				{"escaped name", rootfsTar(t, &tar.Header{Typeflag: tar.TypeFifo, Name: "run/\x1b[2J\n<b>"}),
+					`"run/\x1b[2J\n<b>"`, "a FIFO"},
+			} {
+				r := h.want(h.upload(alice, "bad", "rootfs", tc.archive), 400, "invalid_request")
+				e, _ := r.body["error"].(map[string]any)
+				d, _ := e["details"].(map[string]any)
+				msg, _ := e["message"].(string)
+				if d["entry"] != tc.entry || d["reason"] != tc.reason ||
+					msg != "not a valid rootfs image: entry "+tc.entry+": "+tc.reason {
+					t.Errorf("%s: %s", tc.name, r.raw)
+				}
+			}
+			// Refused at its first entry, while the client still sends
+			// the rest: the answer is the entry's error all the same.
+			early := append(rootfsTar(t, &tar.Header{Typeflag: tar.TypeChar, Name: "dev/mem", Devmajor: 1, Devminor: 1}),
+				make([]byte, 2<<20-3<<9)...)
+			r := h.want(h.upload(alice, "early", "rootfs", early), 400, "invalid_request")
+			if !strings.Contains(string(r.raw), `entry \"dev/mem\": a character device node`) {
+				t.Errorf("refused early: %s", r.raw)
+			}
+			// Too much once unpacked: 8 times the 2 MiB limit.
+			big := gzipOf(t, rootfsTar(t, &tar.Header{Typeflag: tar.TypeReg, Name: "zeros", Size: 17 << 20}))
+			h.want(h.upload(alice, "big", "rootfs", big), 413, "too_large")
+			h.want(h.upload(alice, "junk", "rootfs", testKernel(8192)), 400, "invalid_request")
+			if files := imageFiles(t, h); len(files) != len(before) {
+				t.Errorf("refused uploads left %v (before: %v)", files, before)
+			}
 		})
 	})
 }
