@@ -149,14 +149,15 @@ func TestConformance(t *testing.T) {
 	uid := int(nextUID.Add(1))
 	drivertest.Run(t, func(t *testing.T) driver.Driver { return newDriver(t, newDir(t)) }, drivertest.Config{
 		// As PID 1 of its namespace, a shell needs a trap to end on
-		// SIGTERM.
-		Run:         sh(`trap "exit 0" TERM; while :; do sleep 0.1; done`),
-		Exit3:       sh(`sleep 0.2; exit 3`),
-		IgnoreStop:  sh(`trap "" TERM; echo ignoring; while :; do sleep 0.1; done`),
-		ReadyLine:   "ignoring",
-		Output:      sh(`echo one; echo two; echo three; while :; do sleep 0.1; done`),
-		OutputLines: []string{"one", "two", "three"},
-		UID:         uid, GID: uid,
+		// SIGTERM, and ignores one that comes before the trap is set.
+		Run:          sh(`trap "exit 0" TERM; echo stoppable; while :; do sleep 0.1; done`),
+		RunReadyLine: "stoppable",
+		Exit3:        sh(`sleep 0.2; exit 3`),
+		IgnoreStop:   sh(`trap "" TERM; echo ignoring; while :; do sleep 0.1; done`),
+		ReadyLine:    "ignoring",
+		Output:       sh(`echo one; echo two; echo three; while :; do sleep 0.1; done`),
+		OutputLines:  []string{"one", "two", "three"},
+		UID:          uid, GID: uid,
 		Prepare: func(spec *driver.Spec) { spec.BaseImage = rootfs },
 	})
 }
