@@ -8,6 +8,9 @@ import (
 	"encoding/json"
 	"io"
 	"time"
+
+	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/driver/guestcmd"
 )
 
 // Spec is what a driver needs to create and run one guest. Nothing in it is
@@ -75,6 +78,8 @@ type Capabilities struct {
 	Console bool `json:"console,omitempty"`
 	Stats   bool `json:"stats,omitempty"`
 	Watch   bool `json:"watch,omitempty"`
+	// Exec: commands run in a running guest beside its own (Execer).
+	Exec bool `json:"exec,omitempty"`
 }
 
 // Driver runs guests of one kind on this node. Methods are safe for
@@ -131,6 +136,17 @@ type LogReader interface {
 	Logs(ctx context.Context, id string, tail int) ([]byte, error)
 }
 
+// LogFollower is a LogReader that also streams its guests' output as it is
+// written.
+type LogFollower interface {
+	// FollowLogs writes the last tail lines of the guest's output (all of
+	// the current log when tail <= 0) to w, then what the guest writes
+	// next as it comes, until the guest's run ends (its last output
+	// written), ctx ends or a write fails; it returns nil in the first
+	// two cases. A guest that does not run gets its log so far.
+	FollowLogs(ctx context.Context, id string, tail int, w io.Writer) error
+}
+
 // Restarter is a driver that restarts a running or paused guest in place
 // (a hardware reset), without ending it. Restarting a guest that does not
 // run is EInvalidState.
@@ -177,4 +193,114 @@ type Stats struct {
 // that does not run is EInvalidState.
 type StatsReader interface {
 	Stats(ctx context.Context, id string) (Stats, error)
+}
+
+// Limits of a command run in a guest (Execer).
+const (
+	// DefaultExecTimeout bounds an Exec whose request names no timeout.
+	DefaultExecTimeout = 60 * time.Second
+	// MaxExecTimeout is the longest timeout an Exec may ask for.
+	MaxExecTimeout = time.Hour
+	// DefaultExecOutput bounds each of an Exec's stdout and stderr that is
+	// kept; the rest is read and dropped.
+	DefaultExecOutput = 1 << 20
+)
+
+// ExecRequest is a command to run in a running guest, beside its main
+// process, as the guest's own user and with its restrictions.
+type ExecRequest struct {
+	// Command is the program (an absolute path inside the guest) and its
+	// arguments, checked as a guest's config.command is (CheckExec).
+	Command []string `json:"command"`
+	// Env is added to the guest's own environment, overriding it.
+	Env map[string]string `json:"env,omitempty"`
+	// Cwd is the working directory inside the guest; "" is the guest's
+	// own.
+	Cwd string `json:"cwd,omitempty"`
+	// TTY runs the command on a new terminal of Cols × Rows (80 × 24 when
+	// 0): its output is the terminal's. Interactive commands only.
+	TTY        bool   `json:"tty,omitempty"`
+	Cols, Rows uint16 `json:"-"`
+	// Stdin is the command's whole input (Exec only); without it the
+	// command reads an empty one.
+	Stdin []byte `json:"-"`
+	// Timeout bounds an Exec: the command is killed when it passes
+	// (0: DefaultExecTimeout).
+	Timeout time.Duration `json:"-"`
+	// MaxOutput bounds each of an Exec's stdout and stderr kept
+	// (0: DefaultExecOutput).
+	MaxOutput int `json:"-"`
+}
+
+// ExecResult is how a command run by Exec ended.
+type ExecResult struct {
+	// ExitCode is the command's exit status, or 128+signal when a signal
+	// killed it (137 when it was killed for its timeout).
+	ExitCode int
+	// Stdout and Stderr are its output, each cut at the request's
+	// MaxOutput (the Truncated flag set).
+	Stdout, Stderr                   []byte
+	StdoutTruncated, StderrTruncated bool
+	// TimedOut: the command was killed when its timeout passed.
+	TimedOut bool
+}
+
+// ExecSession is a command running interactively in a guest. Read and
+// Write may be called at the same time as each other and as Resize.
+type ExecSession interface {
+	// Read reads the command's output: its terminal's, or its stdout and
+	// stderr as they come, in one stream. It returns io.EOF once the
+	// command has ended and its output has been read.
+	io.Reader
+	// Write writes to the command's input (its terminal, or its stdin).
+	io.Writer
+	// CloseInput ends the command's stdin; on a terminal it does nothing
+	// (type ^D).
+	CloseInput() error
+	// Resize changes the size of the command's terminal; without one it
+	// does nothing.
+	Resize(cols, rows uint16) error
+	// Wait waits until the command has ended and returns its exit code
+	// (128+signal when a signal killed it), or ctx's error.
+	Wait(ctx context.Context) (int, error)
+	// Close kills the command if it still runs, together with what it
+	// started in its session, and releases the session.
+	Close() error
+}
+
+// Execer is a driver that runs commands in its running guests. A guest that
+// is not running (stopped, paused) is EInvalidState; a request CheckExec
+// refuses, or a command that cannot be started (no such file), EInvalid.
+// The end of ctx kills the command.
+type Execer interface {
+	// Exec runs a command to its end and returns its exit code and
+	// output.
+	Exec(ctx context.Context, id string, req ExecRequest) (ExecResult, error)
+	// ExecInteractive starts a command and returns once it runs; ctx
+	// bounds the whole session. The caller closes it.
+	ExecInteractive(ctx context.Context, id string, req ExecRequest) (ExecSession, error)
+}
+
+// CheckExec checks what every driver requires of an ExecRequest: the
+// command and the environment as guestcmd checks a guest's config
+// (errors name the fields "command[0]", "env.NAME"), a terminal's size,
+// the timeout and the output bound. The working directory is the driver's
+// to check.
+func CheckExec(req ExecRequest) error {
+	if err := guestcmd.CheckCommand("command", req.Command); err != nil {
+		return err
+	}
+	if err := guestcmd.CheckEnv("env", req.Env); err != nil {
+		return err
+	}
+	if req.Timeout < 0 || req.Timeout > MaxExecTimeout {
+		return novacron.FieldError("timeout_s", "must be between 0 and %d", int(MaxExecTimeout/time.Second))
+	}
+	if req.MaxOutput < 0 {
+		return novacron.FieldError("max_output", "must not be negative")
+	}
+	if req.TTY && len(req.Stdin) > 0 {
+		return novacron.FieldError("stdin", "goes with a command without a terminal")
+	}
+	return nil
 }

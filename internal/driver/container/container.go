@@ -68,6 +68,10 @@ type Driver struct {
 	log  *slog.Logger
 
 	unpackMu sync.Mutex
+
+	// execs counts the commands running in each guest (exec.go).
+	execMu sync.Mutex
+	execs  map[string]int
 }
 
 var (
@@ -127,9 +131,10 @@ func New(cfg Config) (*Driver, error) {
 	return d, nil
 }
 
-// Capabilities: pause (the freezer), logs and stats.
+// Capabilities: pause (the freezer), logs, stats and commands run in a
+// running container.
 func (d *Driver) Capabilities() driver.Capabilities {
-	return driver.Capabilities{Pause: true, Logs: true, Stats: true}
+	return driver.Capabilities{Pause: true, Logs: true, Stats: true, Exec: true}
 }
 
 // ValidateConfig checks a container VM's config (every field optional;
