@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -542,4 +544,59 @@ func TestValidateRootfs(t *testing.T) {
 			t.Errorf("Validate %s = %v", name, err)
 		}
 	}
+}
+
+// FuzzCheckRootfs feeds the check arbitrary archives: it decides without
+// panicking, with a coded error, and a plain tar archive it accepts holds,
+// read again by archive/tar, only local names of the allowed types and
+// symbolic links that stay inside the root.
+func FuzzCheckRootfs(f *testing.F) {
+	t := &testing.T{}
+	f.Add(tarOf(t, busybox()...))
+	f.Add(tarOf(t, symlink("a/b", "../x"), hardlink("c", "a/b"), dir("a")))
+	f.Add(gzipped(t, tarOf(t, file("a", "x"), file("b/c", "y"))))
+	f.Add(paxSparse(t))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		err := CheckRootfs(context.Background(), bytes.NewReader(b), RootfsLimits{MaxEntries: 1000, MaxUnpacked: 1 << 20})
+		if err != nil {
+			if c := novacron.ErrorCode(err); c != novacron.EInvalid && c != novacron.ETooLarge {
+				t.Fatalf("error %v (code %s)", err, c)
+			}
+			return
+		}
+		if bytes.HasPrefix(b, gzipMagic) || bytes.HasPrefix(b, zstdMagic) {
+			return
+		}
+		tr := tar.NewReader(bytes.NewReader(b))
+		for {
+			h, err := tr.Next()
+			if err == io.EOF {
+				return
+			}
+			if err != nil {
+				t.Fatalf("accepted, but tar reads: %v", err)
+			}
+			if h.Typeflag == tar.TypeXGlobalHeader {
+				continue
+			}
+			if n := path.Clean(h.Name); n != "." && !filepath.IsLocal(n) {
+				t.Fatalf("accepted the name %q", h.Name)
+			}
+			switch h.Typeflag {
+			case tar.TypeReg, tar.TypeDir, tar.TypeLink:
+			case tar.TypeSymlink:
+				target := h.Linkname
+				if path.IsAbs(target) {
+					target = "." + target
+				} else {
+					target = path.Join(path.Dir(path.Clean(h.Name)), target)
+				}
+				if target = path.Clean(target); target == ".." || strings.HasPrefix(target, "../") {
+					t.Fatalf("accepted the link %q -> %q", h.Name, h.Linkname)
+				}
+			default:
+				t.Fatalf("accepted %q of type %q", h.Name, h.Typeflag)
+			}
+		}
+	})
 }
