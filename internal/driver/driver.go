@@ -80,6 +80,9 @@ type Capabilities struct {
 	Watch   bool `json:"watch,omitempty"`
 	// Exec: commands run in a running guest beside its own (Execer).
 	Exec bool `json:"exec,omitempty"`
+	// FollowLogs: the guests' output streamed as it is written
+	// (LogFollower).
+	FollowLogs bool `json:"follow_logs,omitempty"`
 }
 
 // Driver runs guests of one kind on this node. Methods are safe for

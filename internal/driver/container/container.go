@@ -131,10 +131,10 @@ func New(cfg Config) (*Driver, error) {
 	return d, nil
 }
 
-// Capabilities: pause (the freezer), logs, stats and commands run in a
-// running container.
+// Capabilities: pause (the freezer), logs (followed too), stats and
+// commands run in a running container.
 func (d *Driver) Capabilities() driver.Capabilities {
-	return driver.Capabilities{Pause: true, Logs: true, Stats: true, Exec: true}
+	return driver.Capabilities{Pause: true, Logs: true, FollowLogs: true, Stats: true, Exec: true}
 }
 
 // ValidateConfig checks a container VM's config (every field optional;

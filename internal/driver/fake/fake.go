@@ -81,6 +81,8 @@ type guest struct {
 	timer  *time.Timer
 	// pendingExit: the timer fired while the guest was paused.
 	pendingExit bool
+	// execExit is the exit code of the commands run in it (exec.go).
+	execExit int
 }
 
 var (
@@ -101,9 +103,10 @@ func New(name string) *Driver {
 // Name is the name given to New.
 func (d *Driver) Name() string { return d.name }
 
-// Capabilities: pause and logs.
+// Capabilities: pause, logs (followed too) and commands run in a guest
+// (exec.go).
 func (d *Driver) Capabilities() driver.Capabilities {
-	return driver.Capabilities{Pause: true, Logs: true}
+	return driver.Capabilities{Pause: true, Logs: true, FollowLogs: true, Exec: true}
 }
 
 // FailNext makes the next call of method (MethodStart …) return err
@@ -442,9 +445,13 @@ func (d *Driver) Logs(ctx context.Context, id string, tail int) ([]byte, error) 
 	if g == nil {
 		return nil, notFound(id)
 	}
-	b := bytes.Clone(g.output.Bytes())
+	return lastLines(bytes.Clone(g.output.Bytes()), tail), nil
+}
+
+// lastLines returns the last tail lines of b (all of it when tail <= 0).
+func lastLines(b []byte, tail int) []byte {
 	if tail <= 0 {
-		return b, nil
+		return b
 	}
 	end := len(b)
 	if end > 0 && b[end-1] == '\n' {
@@ -454,11 +461,11 @@ func (d *Driver) Logs(ctx context.Context, id string, tail int) ([]byte, error) 
 		if b[i] == '\n' {
 			tail--
 			if tail == 0 {
-				return b[i+1:], nil
+				return b[i+1:]
 			}
 		}
 	}
-	return b, nil
+	return b
 }
 
 // Delete forgets a guest that does not run.

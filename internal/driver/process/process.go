@@ -171,9 +171,9 @@ func nameOf(cfg Config) string {
 // Name is "process", or the container runtime's name.
 func (d *Driver) Name() string { return nameOf(d.cfg) }
 
-// Capabilities: pause, logs and stats.
+// Capabilities: pause, logs (followed too) and stats.
 func (d *Driver) Capabilities() driver.Capabilities {
-	return driver.Capabilities{Pause: true, Logs: true, Stats: true}
+	return driver.Capabilities{Pause: true, Logs: true, FollowLogs: true, Stats: true}
 }
 
 // ValidateConfig checks a process VM's config:
