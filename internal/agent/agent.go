@@ -466,3 +466,47 @@ func (a *Agent) WatchGuests(ctx context.Context, changed func(id string)) {
 	}
 	wg.Wait()
 }
+
+// FollowGuestLogs follows a guest's output.
+func (a *Agent) FollowGuestLogs(ctx context.Context, id string, tail int, w io.Writer) error {
+	r, d, err := a.guest(id)
+	if err != nil {
+		return err
+	}
+	f, ok := d.(driver.LogFollower)
+	if !ok {
+		return novacron.Errorf(novacron.EInvalid, "the logs of %s guests cannot be followed", r.Driver)
+	}
+	return f.FollowLogs(ctx, id, tail, w)
+}
+
+func (a *Agent) execer(id string) (driver.Execer, error) {
+	r, d, err := a.guest(id)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := d.(driver.Execer)
+	if !ok {
+		return nil, novacron.Errorf(novacron.EInvalid, "%s guests cannot run commands", r.Driver)
+	}
+	return e, nil
+}
+
+// ExecGuest runs a command in a guest. It does not hold the guest's lock:
+// a command may run for long, beside the guest's lifecycle.
+func (a *Agent) ExecGuest(ctx context.Context, id string, req driver.ExecRequest) (driver.ExecResult, error) {
+	e, err := a.execer(id)
+	if err != nil {
+		return driver.ExecResult{}, err
+	}
+	return e.Exec(ctx, id, req)
+}
+
+// ExecGuestInteractive starts a command in a guest.
+func (a *Agent) ExecGuestInteractive(ctx context.Context, id string, req driver.ExecRequest) (driver.ExecSession, error) {
+	e, err := a.execer(id)
+	if err != nil {
+		return nil, err
+	}
+	return e.ExecInteractive(ctx, id, req)
+}

@@ -78,3 +78,24 @@ func ScopeOf(a *novacron.Actor) novacron.Scope {
 	}
 	return novacron.TenantScope(a.TenantID)
 }
+
+// Interactive decides whether actor may use vm interactively: attach to its
+// console, run commands in it. That is the VM's owner, and the operators
+// and admins of its tenant (admins: of every tenant); any other member of
+// the tenant may only look at it. It returns nil, or an error coded
+// EUnauthorized (no caller), ENotFound (a VM of another tenant, which must
+// look absent) or EForbidden (a user who is not the owner). It is a pure
+// function; the API checks it before it opens a console, and the VM
+// service again for every console and command.
+func Interactive(a *novacron.Actor, vm *novacron.VM) error {
+	if err := Allowed(a, Member, Target{TenantID: vm.TenantID}); err != nil {
+		return err
+	}
+	switch {
+	case a.Role == novacron.RoleAdmin, a.Role == novacron.RoleOperator:
+		return nil
+	case vm.OwnerID != "" && vm.OwnerID == a.UserID:
+		return nil
+	}
+	return novacron.Errorf(novacron.EForbidden, "only the VM's owner and the operators and admins of its tenant may use its console or run commands in it")
+}

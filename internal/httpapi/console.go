@@ -27,23 +27,6 @@ const (
 	consoleBuffer       = 32 << 10
 )
 
-// interactiveAllowed decides whether actor may use vm interactively (its
-// console, and exec to come): the VM's owner, and the operators and admins
-// of its tenant (admins: of every tenant). Another tenant's VM is
-// ENotFound; a user who is not the owner is EForbidden. It is pure.
-func interactiveAllowed(a *novacron.Actor, vm *novacron.VM) error {
-	if err := auth.Allowed(a, auth.Member, auth.Target{TenantID: vm.TenantID}); err != nil {
-		return err
-	}
-	switch {
-	case a.Role == novacron.RoleAdmin, a.Role == novacron.RoleOperator:
-		return nil
-	case vm.OwnerID != "" && vm.OwnerID == a.UserID:
-		return nil
-	}
-	return novacron.Errorf(novacron.EForbidden, "only the VM's owner and the operators and admins of its tenant may use its console")
-}
-
 // vmConsole connects to a running VM's serial console, before the upgrade:
 // a VM the caller cannot see is 404, a driver without console 400, a VM
 // that does not run or whose console is in use 409.
@@ -54,7 +37,7 @@ func (a *API) vmConsole(r *http.Request) (wsSession, error) {
 		return nil, err
 	}
 	st.resourceID = v.ID
-	if err := interactiveAllowed(st.actor, v); err != nil {
+	if err := auth.Interactive(st.actor, v); err != nil {
 		return nil, err
 	}
 	// The console lives as long as the session, which runs within this

@@ -45,7 +45,7 @@ var expectedAccess = map[string]string{
 	"vm.pause":             "members",
 	"vm.resume":            "members",
 	"vm.logs":              "members",
-	"vm.console":           "members", // interactive: interactiveAllowed narrows it to the owner, operators and admins
+	"vm.console":           "members", // interactive: auth.Interactive narrows it to the owner, operators and admins
 	"vm.console_log":       "members",
 	"vm.stats":             "members",
 	"operation.list":       "members",
@@ -118,32 +118,4 @@ func expect(access string, role novacron.Role, tenant string) string {
 		return novacron.ENotFound
 	}
 	return ""
-}
-
-// TestInteractiveAllowed checks who may use a VM interactively (its
-// console): its owner, and the operators and admins of its tenant.
-func TestInteractiveAllowed(t *testing.T) {
-	vm := &novacron.VM{ID: "v", TenantID: "own", OwnerID: "owner"}
-	orphan := &novacron.VM{ID: "o", TenantID: "own"}
-	for _, tc := range []struct {
-		name  string
-		actor *novacron.Actor
-		vm    *novacron.VM
-		want  string
-	}{
-		{"nobody", nil, vm, novacron.EUnauthorized},
-		{"the owner", &novacron.Actor{UserID: "owner", TenantID: "own", Role: novacron.RoleUser}, vm, ""},
-		{"another user of the tenant", &novacron.Actor{UserID: "u2", TenantID: "own", Role: novacron.RoleUser}, vm, novacron.EForbidden},
-		{"a user, of a VM without owner", &novacron.Actor{UserID: "u2", TenantID: "own", Role: novacron.RoleUser}, orphan, novacron.EForbidden},
-		{"an operator of the tenant", &novacron.Actor{UserID: "op", TenantID: "own", Role: novacron.RoleOperator}, vm, ""},
-		{"an admin of the tenant", &novacron.Actor{UserID: "ad", TenantID: "own", Role: novacron.RoleAdmin}, vm, ""},
-		{"a user of another tenant", &novacron.Actor{UserID: "u3", TenantID: "other", Role: novacron.RoleUser}, vm, novacron.ENotFound},
-		{"the owner, moved to another tenant", &novacron.Actor{UserID: "owner", TenantID: "other", Role: novacron.RoleUser}, vm, novacron.ENotFound},
-		{"an operator of another tenant", &novacron.Actor{UserID: "op2", TenantID: "other", Role: novacron.RoleOperator}, vm, novacron.ENotFound},
-		{"an admin of another tenant", &novacron.Actor{UserID: "ad2", TenantID: "other", Role: novacron.RoleAdmin}, vm, ""},
-	} {
-		if got := novacron.ErrorCode(interactiveAllowed(tc.actor, tc.vm)); got != tc.want {
-			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
-		}
-	}
 }

@@ -79,7 +79,7 @@ func (a *API) routeTable() []route {
 		{method: "POST", path: "/api/vm/vms/{id}/resume", policy: auth.Member, action: "vm.resume", resource: "vm", h: a.vmAction(novacron.ActionResume)},
 		{method: "GET", path: "/api/vm/vms/{id}/logs", policy: auth.Member, action: "vm.logs", resource: "vm", h: a.vmLogs},
 		// The console is interactive: the handler lets in only the VM's
-		// owner and its tenant's operators and admins (interactiveAllowed).
+		// owner and its tenant's operators and admins (auth.Interactive).
 		{method: "GET", path: "/api/vm/vms/{id}/console", policy: auth.Member, action: "vm.console", resource: "vm", ws: a.vmConsole, audit: true},
 		{method: "GET", path: "/api/vm/vms/{id}/console/log", policy: auth.Member, action: "vm.console_log", resource: "vm", h: a.vmConsoleLog},
 		{method: "GET", path: "/api/vm/vms/{id}/stats", policy: auth.Member, action: "vm.stats", resource: "vm", h: a.vmStats},

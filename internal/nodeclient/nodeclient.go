@@ -101,4 +101,14 @@ type Client interface {
 	// block. Guests of drivers that cannot watch are only seen by
 	// ListGuests.
 	WatchGuests(ctx context.Context, changed func(id string))
+	// FollowGuestLogs writes the last tail lines of a guest's output, then
+	// its output as it is written, until the guest's run ends or ctx ends
+	// (Capabilities.FollowLogs).
+	FollowGuestLogs(ctx context.Context, id string, tail int, w io.Writer) error
+	// ExecGuest runs a command in a running guest to its end
+	// (Capabilities.Exec).
+	ExecGuest(ctx context.Context, id string, req driver.ExecRequest) (driver.ExecResult, error)
+	// ExecGuestInteractive starts a command in a running guest and returns
+	// it running; ctx bounds it, the caller closes it.
+	ExecGuestInteractive(ctx context.Context, id string, req driver.ExecRequest) (driver.ExecSession, error)
 }

@@ -329,11 +329,15 @@ func (s *Service) vmWithCapability(ctx context.Context, actor *novacron.Actor, i
 	return vm, node, nil
 }
 
-// Console connects to a running VM's serial console. One connection at a
-// time per VM: another is a conflict. The caller closes it.
+// Console connects to a running VM's serial console, for its owner and the
+// operators and admins of its tenant (auth.Interactive). One connection at
+// a time per VM: another is a conflict. The caller closes it.
 func (s *Service) Console(ctx context.Context, actor *novacron.Actor, id string) (io.ReadWriteCloser, error) {
 	vm, node, err := s.vmWithCapability(ctx, actor, id, "console", func(c driver.Capabilities) bool { return c.Console })
 	if err != nil {
+		return nil, err
+	}
+	if err := auth.Interactive(actor, vm); err != nil {
 		return nil, err
 	}
 	if vm.State != novacron.StateRunning && vm.State != novacron.StatePaused {
