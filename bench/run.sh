@@ -6,9 +6,13 @@
 # guests' boot latency and memory (qemubench, SQLite only, against a bare
 # QEMU; root only, with qemu-system-x86_64 and the test guest of
 # scripts/qemu-test-guest.sh, built into NOVACRON_TEST_GUEST_DIR or
-# /var/cache/novacron-test-guest when missing).
-# HTTPBENCH_FLAGS, VMBENCH_FLAGS and QEMUBENCH_FLAGS pass flags
-# (VMBENCH_FLAGS='-n 100', QEMUBENCH_FLAGS='-counts 1,10').
+# /var/cache/novacron-test-guest when missing) and containers' create,
+# stop and delete latency and memory (containerbench, SQLite only, against
+# a bare "runc run -d" of the same bundle; root only, with runc and
+# /bin/busybox from busybox-static).
+# HTTPBENCH_FLAGS, VMBENCH_FLAGS, QEMUBENCH_FLAGS and CONTAINERBENCH_FLAGS
+# pass flags (VMBENCH_FLAGS='-n 100', QEMUBENCH_FLAGS='-counts 1,10',
+# CONTAINERBENCH_FLAGS='-counts 1,10').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${NOVACRON_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
@@ -28,6 +32,14 @@ if [ "$(id -u)" = 0 ]; then
 	else
 		echo "qemubench skipped: the test guest could not be built in $guest (scripts/qemu-test-guest.sh)"
 	fi
+	echo
+	if ! command -v runc >/dev/null; then
+		echo "containerbench skipped: runc is not installed"
+	elif [ ! -x /bin/busybox ]; then
+		echo "containerbench skipped: /bin/busybox is missing (apt-get install busybox-static)"
+	else
+		go run ./bench/containerbench ${CONTAINERBENCH_FLAGS:-}
+	fi
 else
-	echo "vmbench and qemubench skipped: they need root (guests run as their own uids, process guests in their own cgroups); run make bench as root"
+	echo "vmbench, qemubench and containerbench skipped: they need root (guests run as their own uids, in their own cgroups); run make bench as root"
 fi
