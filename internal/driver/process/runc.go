@@ -55,7 +55,9 @@ func (g *runcGuest) delete(id string, log *slog.Logger) {
 func (s *shim) startRunc() error {
 	id := s.spec.ID
 	// A container left by a shim that was killed goes first.
-	s.runc.delete(id, s.log)
+	if _, err := os.Stat(filepath.Join(s.runc.root, id)); err == nil {
+		s.runc.delete(id, s.log)
+	}
 	pidPath := filepath.Join(s.dir, containerPidFile)
 	if err := os.Remove(pidPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
