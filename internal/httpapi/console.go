@@ -132,24 +132,7 @@ func (s *consoleSession) serve(ctx context.Context, c *websocket.Conn, stop <-ch
 		}
 	})
 	// Keep-alive: a peer that does not answer a ping is gone.
-	wg.Go(func() {
-		t := time.NewTicker(consolePing)
-		defer t.Stop()
-		for {
-			select {
-			case <-ended:
-				return
-			case <-t.C:
-				pctx, cancel := context.WithTimeout(ctx, consolePing/2)
-				err := c.Ping(pctx)
-				cancel()
-				if err != nil {
-					end(websocket.StatusGoingAway, "no answer to ping")
-					return
-				}
-			}
-		}
-	})
+	wg.Go(func() { keepAlive(ctx, c, ended, end) })
 
 	select {
 	case <-ended:

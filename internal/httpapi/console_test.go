@@ -54,6 +54,8 @@ func newConsoleDriver(name string) *consoleDriver {
 func (d *consoleDriver) Capabilities() driver.Capabilities {
 	c := d.Driver.Capabilities()
 	c.Console, c.Stats = true, true
+	// As the real qemu driver: no commands, no followed logs.
+	c.Exec, c.FollowLogs = false, false
 	return c
 }
 
@@ -141,11 +143,14 @@ func (s *syncBuffer) String() string {
 
 // consoleWorld is an API with two tenants: in "default" the admin, the
 // operator oscar and the users alice and bob; in "other" the user eve.
+// Users may create "process" VMs (the fake driver, which runs commands and
+// follows logs).
 type consoleWorld struct {
 	t      *testing.T
 	store  *sqlite.Store
 	api    *httpapi.API
 	qemu   *consoleDriver
+	proc   *fake.Driver
 	url    string
 	log    *syncBuffer
 	tokens map[string]string // user name → API token
@@ -160,8 +165,8 @@ func newConsoleWorld(t *testing.T, cfg httpapi.Config) *consoleWorld {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	w := &consoleWorld{t: t, store: st, qemu: newConsoleDriver(novacron.DriverQEMU), log: &syncBuffer{},
-		tokens: map[string]string{}}
+	w := &consoleWorld{t: t, store: st, qemu: newConsoleDriver(novacron.DriverQEMU), proc: fake.New(novacron.DriverProcess),
+		log: &syncBuffer{}, tokens: map[string]string{}}
 	log := slog.New(slog.NewJSONHandler(w.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tenants := map[string]string{}
 	for _, name := range []string{"default", "other"} {
@@ -198,11 +203,11 @@ func newConsoleWorld(t *testing.T, cfg httpapi.Config) *consoleWorld {
 		t.Fatal(err)
 	}
 	ag, err := agent.New(agent.Config{Dir: filepath.Join(dir, "agent"), NodeName: "node1",
-		Drivers: []driver.Driver{fake.New(novacron.DriverProcess), w.qemu}})
+		Drivers: []driver.Driver{w.proc, w.qemu}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	vms := vm.New(st, vm.Config{ReconcileInterval: 100 * time.Millisecond, StopTimeout: time.Second}, log)
+	vms := vm.New(st, vm.Config{ReconcileInterval: 100 * time.Millisecond, StopTimeout: time.Second, AllowUserProcess: true}, log)
 	t.Cleanup(vms.Close)
 	if _, err := vms.AddNode(ctx, ag, "local"); err != nil {
 		t.Fatal(err)

@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -210,9 +212,10 @@ func (a *API) wrap(rt *route) http.Handler {
 		st := stateOf(r)
 		start := time.Now()
 		status := 0
+		observed := false
 		var err error
 		defer func() {
-			if rt.ws == nil {
+			if rt.ws == nil && !observed {
 				a.metrics.observe(rt.path, r.Method, status, time.Since(start))
 			}
 		}()
@@ -260,6 +263,15 @@ func (a *API) wrap(rt *route) http.Handler {
 				_, _ = w.Write(resp.raw)
 				return
 			}
+			if resp.stream != nil {
+				w.WriteHeader(status)
+				// A stream is measured up to its header, not for as
+				// long as it goes on.
+				a.metrics.observe(rt.path, r.Method, status, time.Since(start))
+				observed = true
+				a.serveStream(w, r, st, rt, resp.stream)
+				return
+			}
 		}
 		writeJSON(w, status, body)
 	})
@@ -305,6 +317,17 @@ func (a *API) serve(rt *route, w http.ResponseWriter, r *http.Request, st *reqSt
 		_ = http.NewResponseController(w).SetReadDeadline(now.Add(a.cfg.UploadTimeout))
 	} else {
 		r.Body = http.MaxBytesReader(nil, r.Body, MaxBodyBytes)
+		if rt.long {
+			// The body is read within the server's read timeout, which
+			// is then lifted: when it passes, net/http cancels the
+			// request's context, and the handler may run for longer.
+			b, err := io.ReadAll(r.Body)
+			if err != nil {
+				return nil, decodeError(err)
+			}
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+		}
 	}
 	return rt.h(r)
 }

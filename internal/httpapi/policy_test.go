@@ -47,6 +47,8 @@ var expectedAccess = map[string]string{
 	"vm.logs":              "members",
 	"vm.console":           "members", // interactive: auth.Interactive narrows it to the owner, operators and admins
 	"vm.console_log":       "members",
+	"vm.exec":              "members", // interactive: the VM service narrows it to the owner, operators and admins
+	"vm.exec_interactive":  "members", // likewise
 	"vm.stats":             "members",
 	"operation.list":       "members",
 	"operation.get":        "members",

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,6 +47,9 @@ type response struct {
 	header http.Header
 	// raw, when set, is written as is instead of body as JSON.
 	raw []byte
+	// stream, when set, writes the answer after its header, flushing as
+	// it goes, until it returns or its context ends (serveStream).
+	stream func(ctx context.Context, w io.Writer) error
 }
 
 func created(body any) *response           { return &response{status: http.StatusCreated, body: body} }

@@ -33,6 +33,10 @@ type route struct {
 	// this many bytes, read within Config.UploadTimeout, instead of a JSON
 	// document of at most MaxBodyBytes.
 	upload int64
+	// long routes may run longer than the server's read timeout (a
+	// command, a followed log): their body is read first, then the read
+	// deadline lifted.
+	long bool
 }
 
 // routeTable is every route of the API with its permission beside it.
@@ -77,7 +81,11 @@ func (a *API) routeTable() []route {
 		{method: "POST", path: "/api/vm/vms/{id}/restart", policy: auth.Member, action: "vm.restart", resource: "vm", h: a.vmAction(novacron.ActionRestart)},
 		{method: "POST", path: "/api/vm/vms/{id}/pause", policy: auth.Member, action: "vm.pause", resource: "vm", h: a.vmAction(novacron.ActionPause)},
 		{method: "POST", path: "/api/vm/vms/{id}/resume", policy: auth.Member, action: "vm.resume", resource: "vm", h: a.vmAction(novacron.ActionResume)},
-		{method: "GET", path: "/api/vm/vms/{id}/logs", policy: auth.Member, action: "vm.logs", resource: "vm", h: a.vmLogs},
+		{method: "GET", path: "/api/vm/vms/{id}/logs", policy: auth.Member, action: "vm.logs", resource: "vm", h: a.vmLogs, long: true},
+		// Commands are interactive: the VM service lets in only the VM's
+		// owner and its tenant's operators and admins (auth.Interactive).
+		{method: "POST", path: "/api/vm/vms/{id}/exec", policy: auth.Member, action: "vm.exec", resource: "vm", h: a.vmExec, long: true},
+		{method: "GET", path: "/api/vm/vms/{id}/exec", policy: auth.Member, action: "vm.exec_interactive", resource: "vm", ws: a.vmExecInteractive, audit: true},
 		// The console is interactive: the handler lets in only the VM's
 		// owner and its tenant's operators and admins (auth.Interactive).
 		{method: "GET", path: "/api/vm/vms/{id}/console", policy: auth.Member, action: "vm.console", resource: "vm", ws: a.vmConsole, audit: true},

@@ -208,6 +208,18 @@ func (a *API) vmLogs(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	switch r.URL.Query().Get("follow") {
+	case "", "0", "false":
+	case "1", "true":
+		follow, err := a.vms.FollowLogs(r.Context(), stateOf(r).actor, r.PathValue("id"), tail)
+		if err != nil {
+			return nil, err
+		}
+		return &response{status: http.StatusOK, stream: follow,
+			header: http.Header{"Content-Type": {"text/plain; charset=utf-8"}}}, nil
+	default:
+		return nil, novacron.FieldError("follow", "must be 1 or 0")
+	}
 	b, err := a.vms.Logs(r.Context(), stateOf(r).actor, r.PathValue("id"), tail)
 	if err != nil {
 		return nil, err

@@ -54,6 +54,17 @@ func (d *Driver) SetExecExitCode(id string, code int) error {
 	return nil
 }
 
+// ExecSessions returns how many interactive commands run in a guest: a
+// test hook.
+func (d *Driver) ExecSessions(id string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if g := d.guests[id]; g != nil {
+		return g.execRunning
+	}
+	return 0
+}
+
 // FollowLogs writes the last tail lines of the guest's output, then what
 // it prints next (Print), until it stops running or ctx ends.
 func (d *Driver) FollowLogs(ctx context.Context, id string, tail int, w io.Writer) error {
@@ -187,10 +198,17 @@ func (d *Driver) ExecInteractive(ctx context.Context, id string, req driver.Exec
 		return nil, err
 	}
 	d.mu.Lock()
-	exited := d.guests[id].exited
+	g := d.guests[id]
+	exited := g.exited
+	g.execRunning++
 	d.mu.Unlock()
 	s := &execSession{tty: req.TTY, code: code, done: make(chan struct{})}
 	s.cond = sync.NewCond(&s.mu)
+	s.onEnd = func() {
+		d.mu.Lock()
+		g.execRunning--
+		d.mu.Unlock()
+	}
 	go func() {
 		select {
 		case <-ctx.Done():
@@ -214,6 +232,7 @@ type execSession struct {
 	ended bool
 	exit  int
 	done  chan struct{}
+	onEnd func()
 }
 
 func (s *execSession) end(code int) {
@@ -225,6 +244,7 @@ func (s *execSession) end(code int) {
 	s.ended, s.exit = true, code
 	close(s.done)
 	s.cond.Broadcast()
+	s.onEnd()
 }
 
 func (s *execSession) Read(p []byte) (int, error) {

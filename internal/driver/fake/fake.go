@@ -81,8 +81,10 @@ type guest struct {
 	timer  *time.Timer
 	// pendingExit: the timer fired while the guest was paused.
 	pendingExit bool
-	// execExit is the exit code of the commands run in it (exec.go).
-	execExit int
+	// execExit is the exit code of the commands run in it, execRunning
+	// how many interactive ones run (exec.go).
+	execExit    int
+	execRunning int
 }
 
 var (
