@@ -41,12 +41,22 @@ func Receive(ctx context.Context, conn net.Conn, out string, opts Options) (Stat
 			return err
 		}
 		h, err := decodeFileHeader(b)
-		if err != nil || h.kind != 0 {
+		if err != nil || h.kind != kindFile || h.name != "" {
 			return p.fail(fmt.Errorf("%w: want a regular file", ErrProtocol))
 		}
 		st.BytesTotal = h.size
 		st.Files = 1
-		return receiveFile(p, out, h, &o, &st)
+		root, err := os.OpenRoot(filepath.Dir(out))
+		if err != nil {
+			return p.fail(fmt.Errorf("transfer: %w", err))
+		}
+		defer root.Close()
+		name := filepath.Base(out)
+		if err := receiveFile(p, root, name, h, &o, &st); err != nil {
+			return err
+		}
+		syncDir(root)
+		return nil
 	}()
 	st.WireSent, st.WireReceived = p.conn.w.Load(), p.conn.r.Load()
 	st.Duration = time.Since(start)
@@ -65,7 +75,7 @@ type source struct {
 // receiveFile advertises what the receiver holds, applies the sender's
 // operations to out+PartialSuffix, verifies the digest and renames the result
 // to out.
-func receiveFile(p *peer, out string, h fileHeader, o *Options, st *Stats) error {
+func receiveFile(p *peer, root *os.Root, out string, h fileHeader, o *Options, st *Stats) error {
 	sub := int64(h.sub)
 	partialPath := out + PartialSuffix
 	var sources []source // index = src number on the wire
@@ -76,7 +86,7 @@ func receiveFile(p *peer, out string, h fileHeader, o *Options, st *Stats) error
 			}
 		}
 	}()
-	part, err := os.OpenFile(partialPath, os.O_RDWR|os.O_CREATE, 0o600)
+	part, err := root.OpenFile(partialPath, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return p.fail(fmt.Errorf("transfer: %w", err))
 	}
@@ -93,8 +103,13 @@ func receiveFile(p *peer, out string, h fileHeader, o *Options, st *Stats) error
 	if err := sendHave(p, 0, partHashes); err != nil {
 		return err
 	}
-	for _, path := range append([]string{out}, o.Basis...) {
-		f, err := os.Open(path)
+	for i, path := range append([]string{out}, o.Basis...) {
+		var f *os.File
+		if i == 0 {
+			f, err = root.Open(path)
+		} else {
+			f, err = os.Open(path)
+		}
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) && path == out {
 				continue
@@ -243,7 +258,7 @@ func receiveFile(p *peer, out string, h fileHeader, o *Options, st *Stats) error
 				_ = p.flush()
 				return err
 			}
-			if err := finish(part, out, h); err != nil {
+			if err := finish(root, part, out, h); err != nil {
 				_ = p.send(fResult, append([]byte{0}, err.Error()...))
 				_ = p.flush()
 				return err
@@ -259,21 +274,66 @@ func receiveFile(p *peer, out string, h fileHeader, o *Options, st *Stats) error
 }
 
 // finish makes the verified partial file durable and moves it into place.
-func finish(part *os.File, out string, h fileHeader) error {
-	if err := part.Chmod(os.FileMode(h.mode).Perm()); err != nil {
+func finish(root *os.Root, part *os.File, out string, h fileHeader) error {
+	if h.name != "" && os.Geteuid() == 0 {
+		if err := part.Chown(int(h.uid), int(h.gid)); err != nil {
+			return fmt.Errorf("transfer: %w", err)
+		}
+	}
+	if err := part.Chmod(fileMode(h.mode)); err != nil {
 		return fmt.Errorf("transfer: %w", err)
 	}
 	if err := part.Sync(); err != nil {
 		return fmt.Errorf("transfer: %w", err)
 	}
-	if err := os.Rename(part.Name(), out); err != nil {
+	if err := root.Rename(out+PartialSuffix, out); err != nil {
 		return fmt.Errorf("transfer: %w", err)
 	}
-	if d, err := os.Open(filepath.Dir(out)); err == nil {
+	if h.name != "" {
+		mt := time.Unix(0, h.mtimeNs)
+		if err := root.Chtimes(out, mt, mt); err != nil {
+			return fmt.Errorf("transfer: %w", err)
+		}
+	}
+	return nil
+}
+
+// fileMode turns the wire's permission bits (with setuid, setgid and sticky
+// as in stat(2)) into an os.FileMode.
+func fileMode(m uint32) os.FileMode {
+	fm := os.FileMode(m & 0o777)
+	if m&unix.S_ISUID != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
+}
+
+// wireMode is the inverse of fileMode.
+func wireMode(fm os.FileMode) uint32 {
+	m := uint32(fm.Perm())
+	if fm&os.ModeSetuid != 0 {
+		m |= unix.S_ISUID
+	}
+	if fm&os.ModeSetgid != 0 {
+		m |= unix.S_ISGID
+	}
+	if fm&os.ModeSticky != 0 {
+		m |= unix.S_ISVTX
+	}
+	return m
+}
+
+func syncDir(root *os.Root) {
+	if d, err := root.Open("."); err == nil {
 		_ = d.Sync()
 		d.Close()
 	}
-	return nil
 }
 
 // punch turns [off, off+n) of f into a hole, or writes zeros where the file

@@ -46,7 +46,7 @@ func Send(ctx context.Context, conn net.Conn, path string, opts Options) (Stats,
 		if err := p.handshakeSender(o.Token); err != nil {
 			return err
 		}
-		if err := p.send(fFile, fileHeader{size: fi.Size(), mode: uint32(fi.Mode().Perm()), block: o.BlockSize, sub: o.SubBlockSize}.encode()); err != nil {
+		if err := p.send(fFile, fileHeader{size: fi.Size(), mode: wireMode(fi.Mode()), block: o.BlockSize, sub: o.SubBlockSize}.encode()); err != nil {
 			return err
 		}
 		if err := p.flush(); err != nil {
