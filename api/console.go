@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,12 +51,30 @@ func (c *Client) Console(ctx context.Context, id string) (*Console, error) {
 	if err := requireID("vm", id); err != nil {
 		return nil, err
 	}
-	u := c.baseURL + pathf("/api/vm/vms/%s/console", id)
+	ws, err := c.dialWebSocket(ctx, pathf("/api/vm/vms/%s/console", id), nil)
+	if err != nil {
+		var ae *Error
+		if errors.As(err, &ae) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("api: console of vm %s: %w", id, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	return &Console{ws: ws, ctx: ctx, cancel: cancel}, nil
+}
+
+// dialWebSocket opens a WebSocket route of the API with the client's token
+// and the subprotocol novacron. A refusal is the API's *Error.
+func (c *Client) dialWebSocket(ctx context.Context, path string, query url.Values) (*websocket.Conn, error) {
+	u := c.baseURL + path
 	switch {
 	case strings.HasPrefix(u, "https://"):
 		u = "wss://" + strings.TrimPrefix(u, "https://")
 	case strings.HasPrefix(u, "http://"):
 		u = "ws://" + strings.TrimPrefix(u, "http://")
+	}
+	if len(query) > 0 {
+		u += "?" + query.Encode()
 	}
 	h := http.Header{}
 	if c.userAgent != "" {
@@ -73,10 +92,12 @@ func (c *Client) Console(ctx context.Context, id string) (*Console, error) {
 			body, _ := io.ReadAll(resp.Body)
 			return nil, decodeError(resp, body)
 		}
-		return nil, fmt.Errorf("api: console of vm %s: %w", id, err)
+		return nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	return &Console{ws: ws, ctx: ctx, cancel: cancel}, nil
+	// Output comes in messages of up to the server's read buffer; control
+	// and exit messages are small.
+	ws.SetReadLimit(1 << 20)
+	return ws, nil
 }
 
 // Console is a connection to a VM's serial console. One Read and one Write

@@ -88,6 +88,11 @@ func execute(ctx context.Context, e *env, root *cobra.Command, args []string) in
 	if err == nil {
 		return exitOK
 	}
+	var ce *commandExit
+	if errors.As(err, &ce) {
+		// A command run in a VM (vm exec) said it all.
+		return ce.code
+	}
 	if ctx.Err() != nil {
 		// Whatever failed, it failed because a signal cancelled the context.
 		fmt.Fprintln(e.stderr, "error: interrupted")

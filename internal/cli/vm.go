@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -30,6 +31,7 @@ func newVMCmd(e *env) *cobra.Command {
 		newVMResumeCmd(e),
 		newVMDeleteCmd(e),
 		newVMLogsCmd(e),
+		newVMExecCmd(e),
 		newVMConsoleCmd(e),
 		newVMStatsCmd(e),
 	))
@@ -501,11 +503,14 @@ func newVMLogsCmd(e *env) *cobra.Command {
 		Use:   "logs VM",
 		Short: "Print the output of a process or container",
 		Long: `Print what a process or container VM wrote to stdout and stderr, as the
-server keeps it, unchanged.`,
-		Example: `  novacron vm logs web --tail 100`,
-		Args:    cobra.ExactArgs(1),
+server keeps it, unchanged. With --follow, go on printing what it writes
+until its guest's run ends (or Ctrl-C).`,
+		Example: `  novacron vm logs web --tail 100
+  novacron vm logs web --follow --tail 10`,
+		Args: cobra.ExactArgs(1),
 	}
 	tail := cmd.Flags().Int("tail", 0, "only the last `N` lines (default: the server's)")
+	follow := cmd.Flags().BoolP("follow", "f", false, "go on printing the output as it is written, until the guest's run ends")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		if *tail < 0 {
 			return usagef("--tail must not be negative")
@@ -516,6 +521,18 @@ server keeps it, unchanged.`,
 		}
 		vm, err := resolveVM(cmd.Context(), c, args[0])
 		if err != nil {
+			return err
+		}
+		if *follow {
+			r, err := c.FollowVMLogs(cmd.Context(), vm.ID, *tail)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			_, err = io.Copy(e.stdout, r)
+			if cmd.Context().Err() != nil {
+				return nil // Ctrl-C: the usual end of a follow
+			}
 			return err
 		}
 		b, err := c.VMLogs(cmd.Context(), vm.ID, *tail)

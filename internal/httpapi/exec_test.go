@@ -21,6 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/api"
 	"github.com/novacron/novacron/internal/httpapi"
 )
 
@@ -497,5 +498,93 @@ func TestLogsFollow(t *testing.T) {
 	io.ReadAll(rd)
 	if d := time.Since(t0); d > 10*time.Second {
 		t.Errorf("the shutdown took %s", d)
+	}
+}
+
+// TestExecThroughTheGoClient drives the routes with api.Client.
+func TestExecThroughTheGoClient(t *testing.T) {
+	w := newConsoleWorld(t, httpapi.Config{})
+	id := w.mkProcVM("alice", "box", map[string]any{"output": "one\n"})
+	tiny := w.mkVM("alice", "tiny", novacron.DriverQEMU, true)
+	w.proc.SetExecExitCode(id, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := api.New(w.url, api.WithToken(w.tokens["alice"]))
+
+	res, err := c.Exec(ctx, id, api.ExecRequest{Command: []string{"/bin/echo", "x"}, Env: map[string]string{"K": "v"}, Cwd: "/srv"})
+	if err != nil || res.ExitCode != 2 || res.Stdout != "x\n" || res.Stderr != "K=v\n/srv" {
+		t.Errorf("Exec = %+v, %v", res, err)
+	}
+	if _, err := api.New(w.url, api.WithToken(w.tokens["bob"])).Exec(ctx, id, api.ExecRequest{Command: []string{"/bin/true"}}); !api.IsCode(err, novacron.EForbidden) {
+		t.Errorf("bob: %v", err)
+	}
+	if _, err := c.Exec(ctx, tiny, api.ExecRequest{Command: []string{"/bin/true"}}); !api.IsCode(err, novacron.EInvalid) {
+		t.Errorf("qemu: %v", err)
+	}
+
+	s, err := c.ExecInteractive(ctx, id, api.ExecOptions{Command: []string{"/bin/sh"}, TTY: true, Cols: 100, Rows: 30,
+		Env: map[string]string{"TERM": "vt100"}, Cwd: "/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.ExitCode(); ok {
+		t.Error("an exit code before the end")
+	}
+	big := strings.Repeat("z", 100<<10)
+	go func() {
+		io.WriteString(s, big)
+		s.Resize(120, 40)
+		io.WriteString(s, "\x04")
+	}()
+	out, err := io.ReadAll(s)
+	if err != nil || string(out) != big+"resized to 120x40\r\n" {
+		t.Errorf("the session's output: %d bytes, %v", len(out), err)
+	}
+	if code, ok := s.ExitCode(); !ok || code != 2 {
+		t.Errorf("ExitCode = %d, %v", code, ok)
+	}
+	s.Close()
+
+	s, err = c.ExecInteractive(ctx, id, api.ExecOptions{Command: []string{"/bin/cat"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(s, "piped")
+	s.CloseInput()
+	if out, err := io.ReadAll(s); err != nil || string(out) != "piped" {
+		t.Errorf("pipes: %q %v", out, err)
+	}
+	s.Close()
+	if _, err := c.ExecInteractive(ctx, tiny, api.ExecOptions{Command: []string{"/bin/sh"}}); !api.IsCode(err, novacron.EInvalid) {
+		t.Errorf("interactive in qemu: %v", err)
+	}
+
+	// Closing an open session kills its command.
+	s, err = c.ExecInteractive(ctx, id, api.ExecOptions{Command: []string{"/bin/sh"}, TTY: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	noSessions(t, w, id)
+
+	logs, err := c.FollowVMLogs(ctx, id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	b := make([]byte, 4)
+	if _, err := io.ReadFull(logs, b); err != nil || string(b) != "one\n" {
+		t.Errorf("followed: %q %v", b, err)
+	}
+	w.proc.Print(id, "two\n")
+	if _, err := io.ReadFull(logs, b); err != nil || string(b) != "two\n" {
+		t.Errorf("followed: %q %v", b, err)
+	}
+	w.act("alice", id, "stop")
+	if rest, err := io.ReadAll(logs); err != nil || len(rest) != 0 {
+		t.Errorf("the end: %q %v", rest, err)
+	}
+	if _, err := c.FollowVMLogs(ctx, tiny, 0); !api.IsCode(err, novacron.EInvalid) {
+		t.Errorf("follow qemu: %v", err)
 	}
 }
