@@ -21,10 +21,12 @@ import (
 // it (its sub-blocks that match the source are not sent again).
 const PartialSuffix = ".nvpart"
 
-// Receive accepts one file from the sender at the other end of conn and
-// stores it at out, replacing what was there only once the content is
-// verified. A file already at out and the files in opts.Basis serve as
-// sources of blocks the sender does not have to send. It closes nothing.
+// Receive accepts one transfer from the sender at the other end of conn.
+// A file (Send) is stored at out, replacing what was there only once its
+// content is verified; a file already at out and the files in opts.Basis
+// serve as sources of blocks the sender does not have to send. A tree
+// (SendTree) is stored in the directory out (see receiveTree). It closes
+// nothing: the caller owns conn.
 func Receive(ctx context.Context, conn net.Conn, out string, opts Options) (Stats, error) {
 	o := opts.withDefaults()
 	start := time.Now()
@@ -36,12 +38,24 @@ func Receive(ctx context.Context, conn net.Conn, out string, opts Options) (Stat
 		if err := p.handshakeReceiver(o.Token); err != nil {
 			return err
 		}
-		b, err := p.expect(fFile)
+		t, b, err := p.recv()
 		if err != nil {
 			return err
 		}
+		if t == fDone {
+			return receiveTree(p, out, t, b, &o, &st)
+		}
+		if t != fFile {
+			return p.fail(fmt.Errorf("%w: frame %d, want a file", ErrProtocol, t))
+		}
 		h, err := decodeFileHeader(b)
-		if err != nil || h.kind != kindFile || h.name != "" {
+		if err != nil {
+			return p.fail(err)
+		}
+		if h.name != "" {
+			return receiveTree(p, out, t, b, &o, &st)
+		}
+		if h.kind != kindFile {
 			return p.fail(fmt.Errorf("%w: want a regular file", ErrProtocol))
 		}
 		st.BytesTotal = h.size

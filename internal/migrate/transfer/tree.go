@@ -168,89 +168,74 @@ func SendTree(ctx context.Context, conn net.Conn, dir string, opts Options) (Sta
 	return st, err
 }
 
-// ReceiveTree accepts a directory tree from SendTree into dir (created if
-// missing). Every entry is opened through an os.Root at dir, so no entry, not
-// even one reached through a symbolic link the sender created, lands outside
-// it. Files already in dir serve as the older copies their new versions are
-// delta-encoded against; entries dir has and the sender does not are left
-// alone. Owners are applied when running as root.
-func ReceiveTree(ctx context.Context, conn net.Conn, dir string, opts Options) (Stats, error) {
-	o := opts.withDefaults()
-	start := time.Now()
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	p := newPeer(ctx, conn, 0)
-	var st Stats
-	err := func() error {
-		if err := p.handshakeReceiver(o.Token); err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return p.fail(fmt.Errorf("transfer: %w", err))
-		}
-		root, err := os.OpenRoot(dir)
-		if err != nil {
-			return p.fail(fmt.Errorf("transfer: %w", err))
-		}
-		defer root.Close()
-		asRoot := os.Geteuid() == 0
-		var dirs []fileHeader
-		for {
-			t, b, err := p.recv()
-			if err != nil {
-				return err
-			}
-			if t == fDone {
-				break
-			}
-			if t != fFile {
-				return p.fail(fmt.Errorf("%w: frame %d, want an entry", ErrProtocol, t))
-			}
-			h, err := decodeFileHeader(b)
-			if err != nil {
-				return p.fail(err)
-			}
-			name := filepath.FromSlash(h.name)
-			if !filepath.IsLocal(name) || (h.kind == kindLink && !filepath.IsLocal(filepath.FromSlash(h.linkTarget))) {
-				return p.fail(fmt.Errorf("%w: %q", ErrUnsafePath, h.name))
-			}
-			if err := receiveEntry(p, root, name, h, &o, &st, asRoot); err != nil {
-				return err
-			}
-			if h.kind == kindDir {
-				dirs = append(dirs, h)
-			}
-		}
-		// Directories last, deepest first, so adding their entries did not
-		// change their times.
-		for i := len(dirs) - 1; i >= 0; i-- {
-			h := dirs[i]
-			name := filepath.FromSlash(h.name)
-			if asRoot {
-				if err := root.Lchown(name, int(h.uid), int(h.gid)); err != nil {
-					return p.fail(fmt.Errorf("transfer: %w", err))
-				}
-			}
-			if err := root.Chmod(name, fileMode(h.mode)); err != nil {
-				return p.fail(fmt.Errorf("transfer: %w", err))
-			}
-			mt := time.Unix(0, h.mtimeNs)
-			if err := root.Chtimes(name, mt, mt); err != nil {
-				return p.fail(fmt.Errorf("transfer: %w", err))
-			}
-		}
-		syncDir(root)
-		if err := p.send(fResult, []byte{1}); err != nil {
-			return err
-		}
-		return p.flush()
-	}()
-	st.WireSent, st.WireReceived = p.conn.w.Load(), p.conn.r.Load()
-	st.Duration = time.Since(start)
-	if err != nil && ctx.Err() != nil {
-		err = fmt.Errorf("transfer: %w (%w)", ctx.Err(), err)
+// receiveTree stores a tree from SendTree in dir (created if missing),
+// starting with the frame already read. Every entry is opened through an
+// os.Root at dir, so no entry, not even one reached through a symbolic link
+// the sender created, lands outside it. Files already in dir serve as the
+// older copies their new versions are delta-encoded against; entries dir has
+// and the sender does not are left alone. Owners are applied when running as
+// root.
+func receiveTree(p *peer, dir string, t byte, b []byte, o *Options, st *Stats) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return p.fail(fmt.Errorf("transfer: %w", err))
 	}
-	return st, err
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return p.fail(fmt.Errorf("transfer: %w", err))
+	}
+	defer root.Close()
+	asRoot := os.Geteuid() == 0
+	var dirs []fileHeader
+	for first := true; ; first = false {
+		if !first {
+			if t, b, err = p.recv(); err != nil {
+				return err
+			}
+		}
+		if t == fDone {
+			break
+		}
+		if t != fFile {
+			return p.fail(fmt.Errorf("%w: frame %d, want an entry", ErrProtocol, t))
+		}
+		h, err := decodeFileHeader(b)
+		if err != nil {
+			return p.fail(err)
+		}
+		name := filepath.FromSlash(h.name)
+		if !filepath.IsLocal(name) || (h.kind == kindLink && !filepath.IsLocal(filepath.FromSlash(h.linkTarget))) {
+			return p.fail(fmt.Errorf("%w: %q", ErrUnsafePath, h.name))
+		}
+		if err := receiveEntry(p, root, name, h, o, st, asRoot); err != nil {
+			return err
+		}
+		if h.kind == kindDir {
+			dirs = append(dirs, h)
+		}
+	}
+	// Directories last, deepest first, so adding their entries did not
+	// change their times.
+	for i := len(dirs) - 1; i >= 0; i-- {
+		h := dirs[i]
+		name := filepath.FromSlash(h.name)
+		if asRoot {
+			if err := root.Lchown(name, int(h.uid), int(h.gid)); err != nil {
+				return p.fail(fmt.Errorf("transfer: %w", err))
+			}
+		}
+		if err := root.Chmod(name, fileMode(h.mode)); err != nil {
+			return p.fail(fmt.Errorf("transfer: %w", err))
+		}
+		mt := time.Unix(0, h.mtimeNs)
+		if err := root.Chtimes(name, mt, mt); err != nil {
+			return p.fail(fmt.Errorf("transfer: %w", err))
+		}
+	}
+	syncDir(root)
+	if err := p.send(fResult, []byte{1}); err != nil {
+		return err
+	}
+	return p.flush()
 }
 
 func receiveEntry(p *peer, root *os.Root, name string, h fileHeader, o *Options, st *Stats, asRoot bool) error {

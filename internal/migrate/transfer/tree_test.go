@@ -24,7 +24,7 @@ func runTree(t *testing.T, src, out string, so, ro Options) outcome {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		o.recv, o.recvErr = ReceiveTree(ctx, b, out, ro)
+		o.recv, o.recvErr = Receive(ctx, b, out, ro)
 		b.Close()
 	}()
 	o.send, o.sendErr = SendTree(ctx, a, src, so)
@@ -187,7 +187,7 @@ func TestTreeEscapeRefused(t *testing.T) {
 				defer a.Close()
 				evilSender(t, a, tt.entries...)
 			}()
-			_, err := ReceiveTree(context.Background(), b, out, Options{Token: testToken})
+			_, err := Receive(context.Background(), b, out, Options{Token: testToken})
 			if err == nil {
 				t.Fatal("receiver accepted an escaping entry")
 			}
