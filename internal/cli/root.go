@@ -43,6 +43,7 @@ client verbs come from the command line only.`,
 		newServerCmd(e),
 		newAdminCmd(e),
 		newShimCmd(e),
+		newTransferCmd(e),
 	)
 	return root
 }
