@@ -20,7 +20,7 @@ import (
 var testToken = []byte("s3cret-token")
 
 // pair returns two ends of a loopback TCP connection.
-func pair(t *testing.T) (net.Conn, net.Conn) {
+func pair(t testing.TB) (net.Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -1,0 +1,85 @@
+package transfer
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// benchFile writes 64 MiB of data of the given kind once per benchmark.
+func benchFile(b *testing.B, kind string) string {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), kind)
+	var data []byte
+	switch kind {
+	case "text":
+		data = textBytes(64<<20, 1)
+	case "random":
+		data = randBytes(64 << 20)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	return path
+}
+
+// BenchmarkSend moves 64 MiB over loopback TCP through the engine at a few
+// block sizes and levels; compare with BenchmarkCopy, the same bytes by io.Copy.
+func BenchmarkSend(b *testing.B) {
+	for _, kind := range []string{"text", "random"} {
+		src := benchFile(b, kind)
+		for _, bc := range []struct {
+			name         string
+			block, level int
+		}{
+			{"256KiB/adaptive", 256 << 10, 0}, {"1MiB/adaptive", 1 << 20, 0}, {"4MiB/adaptive", 4 << 20, 0},
+			{"1MiB/level1", 1 << 20, 1}, {"1MiB/raw", 1 << 20, -1},
+		} {
+			b.Run(kind+"/"+bc.name, func(b *testing.B) {
+				b.SetBytes(64 << 20)
+				var wire int64
+				for b.Loop() {
+					out := filepath.Join(b.TempDir(), "out")
+					o := runB(b, src, out, Options{Token: testToken, BlockSize: bc.block, Level: bc.level})
+					wire = o.send.Wire()
+				}
+				b.ReportMetric(float64(64<<20)/float64(wire), "speedup")
+			})
+		}
+	}
+}
+
+func BenchmarkCopy(b *testing.B) {
+	src := benchFile(b, "random")
+	b.SetBytes(64 << 20)
+	for b.Loop() {
+		a, c := pair(b)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			f, _ := os.Create(filepath.Join(b.TempDir(), "out"))
+			_, _ = io.Copy(f, c)
+			f.Close()
+		})
+		f, _ := os.Open(src)
+		_, _ = io.Copy(a, f)
+		f.Close()
+		a.Close()
+		wg.Wait()
+	}
+}
+
+func runB(b *testing.B, src, out string, so Options) outcome {
+	a, c := pair(b)
+	var o outcome
+	var wg sync.WaitGroup
+	wg.Go(func() { o.recv, o.recvErr = Receive(context.Background(), c, out, Options{Token: testToken}) })
+	o.send, o.sendErr = Send(context.Background(), a, src, so)
+	wg.Wait()
+	if o.sendErr != nil || o.recvErr != nil {
+		b.Fatal(o.sendErr, o.recvErr)
+	}
+	return o
+}
