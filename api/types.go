@@ -215,11 +215,14 @@ type VMStats struct {
 	// CPUSeconds is CPU time used, user and system.
 	CPUSeconds float64 `json:"cpu_seconds"`
 	// MemoryBytes is resident memory.
-	MemoryBytes    int64     `json:"memory_bytes"`
-	DiskReadBytes  *int64    `json:"disk_read_bytes,omitempty"`
-	DiskWriteBytes *int64    `json:"disk_write_bytes,omitempty"`
-	DiskReadOps    *int64    `json:"disk_read_ops,omitempty"`
-	DiskWriteOps   *int64    `json:"disk_write_ops,omitempty"`
+	MemoryBytes    int64  `json:"memory_bytes"`
+	DiskReadBytes  *int64 `json:"disk_read_bytes,omitempty"`
+	DiskWriteBytes *int64 `json:"disk_write_bytes,omitempty"`
+	DiskReadOps    *int64 `json:"disk_read_ops,omitempty"`
+	DiskWriteOps   *int64 `json:"disk_write_ops,omitempty"`
+	// Pids is the number of processes and threads (process and container
+	// VMs).
+	Pids           *int64    `json:"pids,omitempty"`
 	NetworkRxBytes *int64    `json:"network_rx_bytes,omitempty"`
 	NetworkTxBytes *int64    `json:"network_tx_bytes,omitempty"`
 	SampledAt      time.Time `json:"sampled_at"`
