@@ -158,6 +158,7 @@ Disk read:     3.0 GiB
 Disk written:  1.5 KiB
 Disk reads:    42
 Disk writes:   -
+Processes:     -
 Network in:    0 B
 Network out:   -
 Sampled:       2024-05-06T07:08:09Z
