@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Benchmark of the transfer engine against the tools an operator would use
+# (issue 9). Builds its own data, runs every transfer inside a network
+# namespace whose loopback is shaped with tc, and prints one table: wall
+# time, bytes on the wire (tc's counter on the shaped link, both directions),
+# CPU seconds (both sides) and speedup (size / bytes on the wire).
+#
+#   sudo bench/transfer/run.sh              # full run: 4 GiB image, 1 Gbit/s
+#   IMAGE_GIB=1 RATES="1gbit" bench/transfer/run.sh
+#
+# Needs root (namespaces, tc, loop mounts or debugfs).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+WORK=${WORK:-/tmp/novacron-transfer-bench}
+IMAGE_GIB=${IMAGE_GIB:-4}
+RANDOM_MIB=${RANDOM_MIB:-1024}
+RATES=${RATES:-"1gbit 100mbit"}
+NS=nvxbench$$
+PORT=47000
+
+need() { command -v "$1" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$2" >/dev/null; }; }
+need rsync rsync; need nc netcat-openbsd; need zstd zstd; need debugfs e2fsprogs; need /usr/bin/time time
+mkdir -p "$WORK"
+go build -o "$WORK/novacron" ./cmd/novacron
+NC="$WORK/novacron"
+
+# (a) a sparse raw image with an ext4 file system holding a root file system.
+if [ ! -f "$WORK/a.img" ]; then
+	rootfs="$WORK/rootfs"
+	if [ ! -d "$rootfs" ]; then
+		if command -v debootstrap >/dev/null; then
+			debootstrap --variant=minbase bookworm "$rootfs" >/dev/null
+		else
+			# A part of the host's /usr (all of it may not fit in the image).
+			mkdir -p "$rootfs/usr/share" && cp -a /usr/bin /usr/sbin "$rootfs/usr/" && cp -a /usr/share/doc /usr/share/man "$rootfs/usr/share/"
+		fi
+	fi
+	truncate -s "${IMAGE_GIB}G" "$WORK/a.img"
+	mkfs.ext4 -q -F -d "$rootfs" "$WORK/a.img"
+fi
+# (b) a copy changed realistically: new files (a package's worth) and logs.
+if [ ! -f "$WORK/b.img" ]; then
+	cp --sparse=always "$WORK/a.img" "$WORK/b.img"
+	extra="$WORK/extra"; rm -rf "$extra"; mkdir -p "$extra"
+	cp -a /usr/lib/x86_64-linux-gnu/perl* "$extra/" 2>/dev/null || cp -a /usr/share/doc "$extra/"
+	for i in $(seq 1 50); do head -c 200000 /dev/urandom | base64 >"$extra/log$i.log"; done
+	mnt="$WORK/mnt"; mkdir -p "$mnt"
+	if mount -o loop "$WORK/b.img" "$mnt" 2>/dev/null; then
+		mkdir -p "$mnt/opt/extra" && cp -a "$extra/." "$mnt/opt/extra/"
+		for f in "$mnt"/usr/bin/*; do [ -f "$f" ] && echo "# touched" >>"$f"; done 2>/dev/null | head -0 || true
+		umount "$mnt"
+	else
+		# No loop devices (a container): write the new files with debugfs.
+		cmds="$WORK/debugfs.cmds"; echo "mkdir /opt/extra" >"$cmds"
+		(cd "$extra" && find . -type d ! -name . -printf 'mkdir /opt/extra/%P\n'; find . -type f -printf 'write %P /opt/extra/%P\n' | sed "s|^write |write $extra/|") >>"$cmds"
+		debugfs -w -f "$cmds" "$WORK/b.img" >/dev/null 2>&1
+	fi
+fi
+# (c) incompressible data.
+[ -f "$WORK/c.bin" ] || head -c "${RANDOM_MIB}M" /dev/urandom >"$WORK/c.bin"
+
+ip netns add "$NS"
+trap 'ip netns del "$NS" 2>/dev/null || true' EXIT
+ip -n "$NS" link set lo up
+inns() { ip netns exec "$NS" "$@"; }
+shape() { inns tc qdisc replace dev lo root tbf rate "$1" burst 1mb latency 50ms; }
+wirebytes() { inns tc -s qdisc show dev lo | awk '/Sent/ {print $2; exit}'; }
+
+# run NAME FILE RECEIVER SENDER: both commands run in the namespace; the
+# receiver is started first. Prints one table row.
+run() {
+	local name=$1 file=$2 recv=$3 send=$4 out="$WORK/out"
+	rm -rf "$out" "$out".nvpart "$WORK/dst"; mkdir -p "$WORK/dst"
+	[ -n "${PREPARE:-}" ] && eval "$PREPARE"
+	local w0; w0=$(wirebytes)
+	local t0; t0=$(date +%s.%N)
+	inns /usr/bin/time -f "%U %S" -o "$WORK/rtime" bash -c "$recv" &
+	local rp=$!
+	sleep 0.3
+	inns /usr/bin/time -f "%U %S" -o "$WORK/stime" bash -c "$send"
+	wait $rp
+	local t1; t1=$(date +%s.%N)
+	local w1; w1=$(wirebytes)
+	local size; size=$(stat -c %s "$file")
+	local cpu; cpu=$(cat "$WORK/rtime" "$WORK/stime" | awk '{c += $1 + $2} END {printf "%.2f", c}')
+	printf "| %-6s | %-9s | %-24s | %8.2f | %12d | %7s | %7.2f |\n" "$(basename "$file")" "$RATE" "$name" \
+		"$(echo "$t1 - $t0 - 0.3" | bc)" $((w1 - w0)) "$cpu" "$(echo "$size / ($w1 - $w0)" | bc -l)"
+}
+
+TOKEN=benchtoken
+engine() { PORT=$((PORT + 1)); run "novacron transfer ${2:-}" "$1" "$NC transfer receive --listen 127.0.0.1:$PORT --out $WORK/out --token $TOKEN >/dev/null 2>&1" "$NC transfer send --to 127.0.0.1:$PORT --token $TOKEN ${2:-} $1 >/dev/null"; }
+catnc() { PORT=$((PORT + 1)); run "cat | nc" "$1" "nc -l -N 127.0.0.1 $PORT >$WORK/out" "cat $1 | nc -N 127.0.0.1 $PORT"; }
+zstdnc() { PORT=$((PORT + 1)); run "zstd -1 -T0 | nc" "$1" "nc -l -N 127.0.0.1 $PORT | zstd -d -q -o $WORK/out -f" "zstd -1 -T0 -c $1 | nc -N 127.0.0.1 $PORT"; }
+tarnc() { PORT=$((PORT + 1)); run "tar -cS | nc" "$1" "nc -l -N 127.0.0.1 $PORT | tar -xS -C $WORK/dst" "tar -cS -C $(dirname "$1") $(basename "$1") | nc -N 127.0.0.1 $PORT"; }
+rsyncd_conf="$WORK/rsyncd.conf"
+printf 'use chroot = no\n[dst]\npath = %s\nread only = no\nuid = root\ngid = root\n' "$WORK/dst" >"$rsyncd_conf"
+rsyncrun() { # NAME FILE FLAGS...
+	local name=$1 file=$2; shift 2
+	PORT=$((PORT + 1))
+	run "$name" "$file" "rsync --daemon --no-detach --port $PORT --address 127.0.0.1 --config $rsyncd_conf & p=\$!; sleep 0.2; while [ ! -f $WORK/rsync.done ]; do sleep 0.05; done; kill \$p; rm -f $WORK/rsync.done" \
+		"rsync $* --no-W $file rsync://127.0.0.1:$PORT/dst/ >/dev/null; touch $WORK/rsync.done"
+}
+
+echo "| data   | rate      | tool                     | wall s   | bytes on wire | CPU s   | speedup |"
+echo "|--------|-----------|--------------------------|----------|---------------|---------|---------|"
+for RATE in $RATES; do
+	shape "$RATE"
+	for f in "$WORK/a.img" "$WORK/c.bin"; do
+		[ "$RATE" != 1gbit ] && [ "$f" = "$WORK/c.bin" ] && continue
+		engine "$f"
+		engine "$f" "--level 1"
+		rsyncrun "rsync -z" "$f" -z
+		[ "$RATE" = 1gbit ] && rsyncrun "rsync -S -z" "$f" -S -z
+		rsync --help | grep -q -- --zc && rsyncrun "rsync -S --zc=zstd" "$f" -S -z --zc=zstd
+		zstdnc "$f"
+		[ "$RATE" = 1gbit ] && tarnc "$f" && catnc "$f"
+	done
+	# (b): the receiver holds a.img; only the delta should travel.
+	PREPARE="cp --sparse=always $WORK/a.img $WORK/out; cp --sparse=always $WORK/a.img $WORK/dst/b.img"
+	engine "$WORK/b.img"
+	engine "$WORK/b.img" "--level 1"
+	rsyncrun "rsync -z --inplace" "$WORK/b.img" -z --inplace
+	PREPARE=""
+	zstdnc "$WORK/b.img"
+done
