@@ -111,9 +111,12 @@ func TestContainersThroughTheAPI(t *testing.T) {
 	// The image's default command, and a command of the VM's own.
 	def := h.want(mk("default", nil), 200).str("id")
 	waitLog(def, "default-command")
-	own := h.want(mk("own", map[string]any{"command": []string{"/bin/sh", "-c", "echo uid=$(id -u) host=$(hostname); exec sleep 3600"}}), 200)
+	// The image's tmp/ is 0755 root: the container's /tmp is writable all
+	// the same.
+	own := h.want(mk("own", map[string]any{"command": []string{"/bin/sh", "-c", "echo uid=$(id -u) host=$(hostname); echo x > /tmp/f && echo tmp-writable; exec sleep 3600"}}), 200)
 	ownID := own.str("id")
 	waitLog(ownID, "host=own")
+	waitLog(ownID, "tmp-writable")
 	pid := pidOf(t, h, ownID)
 	if mem := cgroupFile(t, pid, "memory", "memory.limit_in_bytes", "memory.max"); mem != fmt.Sprint(64<<20) {
 		t.Errorf("memory limit %s", mem)

@@ -179,6 +179,9 @@ func (d *Driver) prepare(ctx context.Context, dir string, spec driver.Spec) erro
 	if err := mountOverlay(lower, filepath.Join(dir, upperDir), filepath.Join(dir, overlayWrk), target); err != nil {
 		return &novacron.Error{Code: novacron.EOperationFailed, Message: "cannot mount the container's root file system", Err: err}
 	}
+	if err := stickyTmp(target); err != nil {
+		return fmt.Errorf("container: %w", err)
+	}
 	env := make([]string, 0, len(c.Env))
 	for k, v := range c.Env {
 		env = append(env, k+"="+v)
@@ -195,6 +198,33 @@ func (d *Driver) prepare(ctx context.Context, dir string, spec driver.Spec) erro
 		return fmt.Errorf("container: %w", err)
 	}
 	return nil
+}
+
+// stickyTmp makes the container's /tmp a world-writable sticky directory
+// in its writable layer: runc gives the tmpfs it mounts there the mode of
+// the directory it covers, and an image's tmp/ may be 0755. A /tmp that is
+// a symbolic link is left alone (through an os.Root, nothing outside the
+// root file system is touched either way).
+func stickyTmp(rootfs string) error {
+	root, err := os.OpenRoot(rootfs)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	fi, err := root.Lstat("tmp")
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := root.Mkdir("tmp", 0o755); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	case !fi.IsDir():
+		return nil
+	case fi.Mode()&os.ModePerm == 0o777 && fi.Mode()&os.ModeSticky != 0:
+		return nil
+	}
+	return root.Chmod("tmp", 0o777|os.ModeSticky)
 }
 
 func (d *Driver) pidsMax() int64 {

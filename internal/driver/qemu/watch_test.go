@@ -90,19 +90,19 @@ func TestWatch(t *testing.T) {
 	w := watch(t, d)
 	spec := kernelSpec(t, "console=ttyS0 quiet")
 	start(t, ctx, d, spec)
-	w.next(t, spec.ID, 10*time.Second) // watched from its start
+	w.next(t, spec.ID, 60*time.Second) // watched from its start
 	waitLogs(t, ctx, d, spec.ID, bootMarker)
 
 	w.drain()
 	if err := d.Pause(ctx, spec.ID); err != nil {
 		t.Fatalf("Pause: %v", err)
 	}
-	w.next(t, spec.ID, 5*time.Second)
+	w.next(t, spec.ID, 60*time.Second)
 	w.drain()
 	if err := d.Resume(ctx, spec.ID); err != nil {
 		t.Fatalf("Resume: %v", err)
 	}
-	w.next(t, spec.ID, 5*time.Second)
+	w.next(t, spec.ID, 60*time.Second)
 
 	// The guest powers itself off (its init's power button handler, run
 	// through QMP here without the driver's Stop): QEMU says SHUTDOWN.
@@ -117,13 +117,13 @@ func TestWatch(t *testing.T) {
 	if err := d.Start(ctx, spec); err != nil {
 		t.Fatalf("Start: %v", err)
 	}
-	w.next(t, spec.ID, 10*time.Second)
+	w.next(t, spec.ID, 60*time.Second)
 	pid := status(t, ctx, d, spec.ID).PID
 	w.drain()
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	w.next(t, spec.ID, 5*time.Second)
+	w.next(t, spec.ID, 60*time.Second)
 	deadline := time.Now().Add(10 * time.Second)
 	for pidAlive(pid) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -154,13 +154,13 @@ func TestWatchAdopts(t *testing.T) {
 
 	d2 := newDriver(t, dir)
 	w := watch(t, d2)
-	w.next(t, spec.ID, 10*time.Second)
+	w.next(t, spec.ID, 60*time.Second)
 	w.drain()
 	pid := status(t, ctx, d2, spec.ID).PID
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	w.next(t, spec.ID, 5*time.Second)
+	w.next(t, spec.ID, 60*time.Second)
 }
 
 // TestRestart: a restart resets the guest in place: the same QEMU boots
