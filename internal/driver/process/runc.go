@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -99,7 +100,7 @@ func (s *shim) startRunc() error {
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if pid, err := readPidFile(pidPath); err == nil {
+		if pid, err := readPidFile(pidPath); err == nil && !runcInit(pid) {
 			if s.cg, err = loadCgroup(s.parent, id); err != nil {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 				_ = s.cmd.Wait()
@@ -124,6 +125,18 @@ func (s *shim) startRunc() error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// runcInit reports whether pid is still runc's init stage, not yet the
+// container's command: a container is started once its command runs (a
+// pause before then could catch runc setting it up).
+func runcInit(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false // gone: its end is the shim's to see
+	}
+	args := bytes.Split(b, []byte{0})
+	return len(args) >= 2 && filepath.Base(string(args[0])) == "runc" && string(args[1]) == "init"
 }
 
 // readPidFile reads a pid file runc wrote.
