@@ -45,7 +45,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net/http"
@@ -55,7 +54,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,6 +65,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/novacron/novacron/bench/internal/benchkit"
 	"github.com/novacron/novacron/internal/server"
 )
 
@@ -172,7 +171,7 @@ func main() {
 type bench struct {
 	o         options
 	srv       *server.Server
-	c         *client
+	c         *benchkit.Client
 	dataDir   string // the server's
 	guestsDir string // the container driver's guest directories
 	agentRunc string // the container driver's runc --root
@@ -226,7 +225,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) (err error) {
 		return fmt.Errorf("open server: %w", err)
 	}
 	b.srv = srv
-	b.c = &client{base: srv.URL(), hc: &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{
+	b.c = &benchkit.Client{Base: srv.URL(), HC: &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{
 		MaxIdleConnsPerHost: o.conc + 2, MaxConnsPerHost: o.conc + 2, IdleConnTimeout: time.Minute}}}
 	defer func() {
 		// Whatever a failed or interrupted run left goes before the server
@@ -248,7 +247,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) (err error) {
 			err = rerr
 		}
 	}()
-	if err := b.c.login(ctx, pw); err != nil {
+	if err := b.c.Login(ctx, pw); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
 	if err := b.upload(ctx, tarball); err != nil {
@@ -347,7 +346,7 @@ func (b *bench) upload(ctx context.Context, tarball []byte) error {
 		ID      string   `json:"id"`
 		Command []string `json:"command"`
 	}
-	if err := b.c.do(ctx, "POST", "/api/images?"+q.Encode(), "application/octet-stream", bytes.NewReader(tarball), http.StatusCreated, &img); err != nil {
+	if err := b.c.Do(ctx, "POST", "/api/images?"+q.Encode(), "application/octet-stream", bytes.NewReader(tarball), http.StatusCreated, &img); err != nil {
 		return err
 	}
 	b.imageID = img.ID
@@ -391,7 +390,7 @@ func (b *bench) warmUp(ctx context.Context) (err error) {
 	if spec.Linux == nil || spec.Root == nil || spec.Process == nil {
 		return errors.New("the guest's config.json has no linux, root or process section")
 	}
-	fmt.Printf("%-22s first container of the image (rootfs unpacked): create+start %s\n", "novacron", round(first))
+	fmt.Printf("%-22s first container of the image (rootfs unpacked): create+start %s\n", "novacron", benchkit.Round(first))
 	fmt.Printf("%-22s its config.json: uid %d, cgroupsPath %s, root %s; bare copies keep all but root, cgroupsPath and hostname\n",
 		"", spec.Process.User.UID, spec.Linux.CgroupsPath, spec.Root.Path)
 	if err := b.stopVM(ctx, id); err != nil {
@@ -412,7 +411,7 @@ func (b *bench) warmUp(ctx context.Context) (err error) {
 	if err := b.bareDelete("warm-up"); err != nil {
 		return err
 	}
-	fmt.Printf("%-22s first runc run -d: %s\n", "bare runc", round(bareFirst))
+	fmt.Printf("%-22s first runc run -d: %s\n", "bare runc", benchkit.Round(bareFirst))
 
 	var ds []time.Duration
 	for range 5 {
@@ -422,7 +421,7 @@ func (b *bench) warmUp(ctx context.Context) (err error) {
 		ds = append(ds, time.Since(t0))
 	}
 	slices.Sort(ds)
-	fmt.Printf("%-22s runc delete --force of an unknown container, as each shim runs before runc run: p50 %s\n", "", round(pct(ds, 50)))
+	fmt.Printf("%-22s runc delete --force of an unknown container, as each shim runs before runc run: p50 %s\n", "", benchkit.Round(benchkit.Pct(ds, 50)))
 	return nil
 }
 
@@ -560,7 +559,7 @@ func (b *bench) bareStart(id string) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Run(); err != nil {
 		msg, _ := os.ReadFile(out.Name())
-		return fmt.Errorf("runc run -d %s: %v: %s", id, err, lastLine(msg))
+		return fmt.Errorf("runc run -d %s: %v: %s", id, err, benchkit.LastLine(msg))
 	}
 	return nil
 }
@@ -584,7 +583,7 @@ func (b *bench) bareSignal(id, sig string, timeout time.Duration) error {
 	defer unix.Close(fd)
 	if out, err := exec.Command(b.o.runc, "--root", b.bareRoot, "kill", id, sig).CombinedOutput(); err != nil {
 		_, _ = reap(fd, pid, 0) // it may have exited already
-		return fmt.Errorf("runc kill %s %s: %v: %s", id, sig, err, lastLine(out))
+		return fmt.Errorf("runc kill %s %s: %v: %s", id, sig, err, benchkit.LastLine(out))
 	}
 	exited, err := reap(fd, pid, timeout)
 	if err != nil {
@@ -621,7 +620,7 @@ func reap(fd, pid int, timeout time.Duration) (exited bool, err error) {
 
 func (b *bench) bareDelete(id string) error {
 	if out, err := exec.Command(b.o.runc, "--root", b.bareRoot, "delete", "--force", id).CombinedOutput(); err != nil {
-		return fmt.Errorf("runc delete %s: %v: %s", id, err, lastLine(out))
+		return fmt.Errorf("runc delete %s: %v: %s", id, err, benchkit.LastLine(out))
 	}
 	return nil
 }
@@ -662,7 +661,7 @@ func (b *bench) bareMemory(ids []string, started []bool) memSample {
 func (b *bench) apiRun(ctx context.Context, n int) sideRun {
 	var s sideRun
 	name := "novacron sqlite"
-	rss0, heap0, g0 := b.selfMemory()
+	rss0, heap0, g0 := benchkit.SelfMemory(b.c.HC)
 	ids := make([]string, n)
 	calls := make([]time.Time, n)
 	s.create = pool(ctx, "create+start", n, b.o.conc, func(i int) error {
@@ -684,12 +683,12 @@ func (b *bench) apiRun(ctx context.Context, n int) sideRun {
 	slices.Sort(s.startPart)
 	if len(s.startPart) > 0 {
 		fmt.Printf("%-22s %-12s create (API, database, bundle) p50 %-9s p99 %-9s start (shim, runc) p50 %-9s p99 %s\n", "", "  its parts:",
-			round(pct(s.createPart, 50)), round(pct(s.createPart, 99)), round(pct(s.startPart, 50)), round(pct(s.startPart, 99)))
+			benchkit.Round(benchkit.Pct(s.createPart, 50)), benchkit.Round(benchkit.Pct(s.createPart, 99)), benchkit.Round(benchkit.Pct(s.startPart, 50)), benchkit.Round(benchkit.Pct(s.startPart, 99)))
 	}
 	sleep(ctx, b.o.settle)
 	s.mem = b.apiMemory(ids)
 	s.mem.selfRSS0, s.mem.heap0, s.mem.goroutines0 = rss0, heap0, g0
-	s.mem.selfRSS1, s.mem.heap1, s.mem.goroutines1 = b.selfMemory()
+	s.mem.selfRSS1, s.mem.heap1, s.mem.goroutines1 = benchkit.SelfMemory(b.c.HC)
 	s.mem.print(name)
 	s.stop = pool(ctx, "stop", n, b.o.conc, func(i int) error {
 		if ids[i] == "" {
@@ -810,7 +809,7 @@ func printTables(runs []countRun) {
 			s    sideRun
 		}{{"bare runc run -d", r.bare}, {"novacron sqlite", r.api}} {
 			fmt.Printf("| %d | %s | %s | %s | %s | %s | %d |\n", r.n, t.name, t.s.create.quantiles(), t.s.stop.quantiles(),
-				t.s.del.quantiles(), round(t.s.cycle()), t.s.errors())
+				t.s.del.quantiles(), benchkit.Round(t.s.cycle()), t.s.errors())
 		}
 		q := func(a, b phase) string {
 			return ratio(a.pct(50), b.pct(50)) + " / " + ratio(a.pct(99), b.pct(99))
@@ -827,10 +826,10 @@ func printTables(runs []countRun) {
 			if len(s) == 0 {
 				return "–"
 			}
-			return round(pct(s, 50)).String() + " / " + round(pct(s, 99)).String()
+			return benchkit.Round(benchkit.Pct(s, 50)).String() + " / " + benchkit.Round(benchkit.Pct(s, 99)).String()
 		}
 		fmt.Printf("| %d | %s | %s | %s | %s / %s |\n", r.n, r.bare.create.quantiles(), q(r.api.createPart), q(r.api.startPart),
-			ratio(pct(r.api.startPart, 50), r.bare.create.pct(50)), ratio(pct(r.api.startPart, 99), r.bare.create.pct(99)))
+			ratio(benchkit.Pct(r.api.startPart, 50), r.bare.create.pct(50)), ratio(benchkit.Pct(r.api.startPart, 99), r.bare.create.pct(99)))
 	}
 
 	fmt.Printf("\nper container:\n")
@@ -851,19 +850,19 @@ func (b *bench) createVM(ctx context.Context, name string) (string, error) {
 		"config": map[string]any{"command": idleCommand},
 	})
 	var v struct{ ID, State string }
-	if err := b.c.do(ctx, "POST", "/api/vm/vms?wait=1&timeout=300s", "application/json", bytes.NewReader(body), http.StatusOK, &v); err != nil {
+	if err := b.c.Do(ctx, "POST", "/api/vm/vms?wait=1&timeout=300s", "application/json", bytes.NewReader(body), http.StatusOK, &v); err != nil {
 		return "", err
 	}
 	if v.State != "running" {
-		return v.ID, b.c.explain(ctx, v.ID, fmt.Errorf("vm %s is %s, not running", v.ID, v.State))
+		return v.ID, b.c.Explain(ctx, v.ID, fmt.Errorf("vm %s is %s, not running", v.ID, v.State))
 	}
 	return v.ID, nil
 }
 
 func (b *bench) stopVM(ctx context.Context, id string) error {
 	var v struct{ State string }
-	if err := b.c.do(ctx, "POST", "/api/vm/vms/"+id+"/stop?wait=1&timeout=300s", "", nil, http.StatusOK, &v); err != nil {
-		return b.c.explain(ctx, id, err)
+	if err := b.c.Do(ctx, "POST", "/api/vm/vms/"+id+"/stop?wait=1&timeout=300s", "", nil, http.StatusOK, &v); err != nil {
+		return b.c.Explain(ctx, id, err)
 	}
 	if v.State != "stopped" {
 		return fmt.Errorf("vm %s is %s, not stopped", id, v.State)
@@ -872,7 +871,7 @@ func (b *bench) stopVM(ctx context.Context, id string) error {
 }
 
 func (b *bench) deleteVM(ctx context.Context, id string) error {
-	return b.c.explain(ctx, id, b.c.do(ctx, "DELETE", "/api/vm/vms/"+id+"?wait=1&timeout=300s", "", nil, http.StatusNoContent, nil))
+	return b.c.Explain(ctx, id, b.c.Do(ctx, "DELETE", "/api/vm/vms/"+id+"?wait=1&timeout=300s", "", nil, http.StatusNoContent, nil))
 }
 
 // leftovers lists what remains of the run's containers: processes of the
@@ -891,7 +890,7 @@ func (b *bench) leftovers() []string {
 		left, zombies = b.scanLeftovers()
 	}
 	if first > 0 && len(left) == 0 {
-		fmt.Printf("(waited %s for %d exited container processes to be reaped)\n", round(time.Since(t0)), first)
+		fmt.Printf("(waited %s for %d exited container processes to be reaped)\n", benchkit.Round(time.Since(t0)), first)
 	}
 	return left
 }
@@ -1191,29 +1190,6 @@ func smapsRollup(pid int) (rss, pss, private int64, err error) {
 	return rss, pss, private, nil
 }
 
-// selfMemory returns this process's RSS, its live Go heap and its number
-// of goroutines, after a collection that returns free memory to the
-// system, so that what remains is what is in use. The benchmark's own
-// keep-alive connections are closed first: they are not the server's cost.
-func (b *bench) selfMemory() (rss int64, heap uint64, goroutines int) {
-	b.c.hc.CloseIdleConnections()
-	time.Sleep(200 * time.Millisecond) // for the server's side to see them close
-	runtime.GC()
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	status, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			if f := strings.Fields(v); len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				rss = kb << 10
-			}
-		}
-	}
-	return rss, ms.HeapAlloc, runtime.NumGoroutine()
-}
-
 // phase is the timing of one phase: its wall time and each call's latency.
 type phase struct {
 	name   string
@@ -1223,7 +1199,7 @@ type phase struct {
 	errors int
 }
 
-func (p phase) pct(q int) time.Duration { return pct(p.lats, q) }
+func (p phase) pct(q int) time.Duration { return benchkit.Pct(p.lats, q) }
 
 func (p phase) rate() float64 {
 	if p.wall <= 0 {
@@ -1236,13 +1212,13 @@ func (p phase) quantiles() string {
 	if len(p.lats) == 0 {
 		return "–"
 	}
-	return round(p.pct(50)).String() + " / " + round(p.pct(99)).String()
+	return benchkit.Round(p.pct(50)).String() + " / " + benchkit.Round(p.pct(99)).String()
 }
 
 // line prints the phase as it ends.
 func (p phase) line(target string) {
 	fmt.Printf("%-22s %-12s n %3d  wall %9s  %7.1f/s  p50 %-9s p99 %-9s errors %d\n", target, p.name, p.n,
-		round(p.wall), p.rate(), round(p.pct(50)), round(p.pct(99)), p.errors)
+		benchkit.Round(p.wall), p.rate(), benchkit.Round(p.pct(50)), benchkit.Round(p.pct(99)), p.errors)
 }
 
 // pool runs f(0..n-1) on conc workers and times the whole and each call.
@@ -1293,31 +1269,11 @@ func pool(ctx context.Context, name string, n, conc int, f func(i int) error) ph
 	return p
 }
 
-// pct returns the p-th percentile of sorted durations, nearest rank (0 for
-// none).
-func pct(s []time.Duration, p int) time.Duration {
-	if len(s) == 0 {
-		return 0
-	}
-	i := (len(s)*p + 99) / 100
-	return s[min(max(i-1, 0), len(s)-1)]
-}
-
 func ratio(a, b time.Duration) string {
 	if a == 0 || b == 0 {
 		return "–"
 	}
 	return fmt.Sprintf("%.1f", float64(a)/float64(b))
-}
-
-func round(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
 }
 
 // size prints bytes in KiB below 10 MiB, else in MiB.
@@ -1342,11 +1298,6 @@ func loadavg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
-}
-
-func lastLine(b []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // stateLog is the server's log handler: it passes records on to next and
@@ -1407,68 +1358,4 @@ func (h *stateLog) at(id, from, to string) time.Time {
 	h.shared.mu.Lock()
 	defer h.shared.mu.Unlock()
 	return h.shared.at[id+" "+from+" "+to]
-}
-
-type client struct {
-	base, token string
-	hc          *http.Client
-}
-
-func (c *client) login(ctx context.Context, pw string) error {
-	body, _ := json.Marshal(map[string]string{"username": "admin", "password": pw})
-	var lr struct{ Token string }
-	if err := c.do(ctx, "POST", "/auth/login", "application/json", bytes.NewReader(body), http.StatusOK, &lr); err != nil {
-		return err
-	}
-	if lr.Token == "" {
-		return errors.New("no token")
-	}
-	c.token = lr.Token
-	return nil
-}
-
-// explain adds to a failed call what the VM says of its state.
-func (c *client) explain(ctx context.Context, id string, err error) error {
-	if err == nil || id == "" {
-		return err
-	}
-	var v struct {
-		State       string `json:"state"`
-		StateReason string `json:"state_reason"`
-	}
-	if gerr := c.do(ctx, "GET", "/api/vm/vms/"+id, "", nil, http.StatusOK, &v); gerr == nil {
-		return fmt.Errorf("%w; the vm is now %s (%s)", err, v.State, v.StateReason)
-	}
-	return err
-}
-
-// do makes one call and decodes its answer into out, which must have the
-// status want.
-func (c *client) do(ctx context.Context, method, path, contentType string, body io.Reader, want int, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
 }

@@ -33,7 +33,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net/http"
@@ -42,8 +41,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -52,6 +49,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/novacron/novacron/bench/internal/benchkit"
 	"github.com/novacron/novacron/internal/server"
 )
 
@@ -161,7 +159,7 @@ func resolveAccel(ctx context.Context, o options) (string, string) {
 	if err != nil {
 		return "tcg", "/dev/kvm opens but a KVM boot failed: " + err.Error()
 	}
-	return "kvm", fmt.Sprintf("a KVM boot took %s", round(d))
+	return "kvm", fmt.Sprintf("a KVM boot took %s", benchkit.Round(d))
 }
 
 // bareArgs is QEMU's command line for the bare baseline: the guest's
@@ -223,13 +221,13 @@ func bareBoot(ctx context.Context, o options, accel string, memMB int, timeout t
 		select {
 		case err := <-done:
 			done <- err // for the deferred wait
-			return 0, fmt.Errorf("qemu exited before the marker (%v): %s", err, lastLine(stderr.Bytes()))
+			return 0, fmt.Errorf("qemu exited before the marker (%v): %s", err, benchkit.LastLine(stderr.Bytes()))
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		case <-tick.C:
 		}
 		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("no boot marker after %s; console ends %q", timeout, lastLine(b))
+			return 0, fmt.Errorf("no boot marker after %s; console ends %q", timeout, benchkit.LastLine(b))
 		}
 	}
 }
@@ -238,14 +236,9 @@ func bareBoot(ctx context.Context, o options, accel string, memMB int, timeout t
 // boot.
 func consoleFailure(console []byte) error {
 	if i := bytes.Index(console, []byte("Kernel panic")); i >= 0 {
-		return fmt.Errorf("the guest panicked: %q", lastLine(console[i:min(len(console), i+200)]))
+		return fmt.Errorf("the guest panicked: %q", benchkit.LastLine(console[i:min(len(console), i+200)]))
 	}
 	return nil
-}
-
-func lastLine(b []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return strings.TrimSpace(lines[len(lines)-1])
 }
 
 // bench is the control plane under test and what it was given.
@@ -254,7 +247,7 @@ type bench struct {
 	srv      *server.Server
 	dataDir  string
 	qemuDir  string // the qemu driver's guest directories
-	c        *client
+	c        *benchkit.Client
 	kid, iid string
 }
 
@@ -274,7 +267,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) (err error) {
 		return fmt.Errorf("open server: %w", err)
 	}
 	b := &bench{o: o, srv: srv, dataDir: dir, qemuDir: filepath.Join(dir, "agent", "qemu"),
-		c: &client{base: srv.URL(), hc: &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{
+		c: &benchkit.Client{Base: srv.URL(), HC: &http.Client{Timeout: 10 * time.Minute, Transport: &http.Transport{
 			MaxIdleConnsPerHost: o.conc + 2, IdleConnTimeout: time.Minute}}}}
 	defer func() {
 		// Whatever a failed or interrupted run left goes before the
@@ -289,13 +282,13 @@ func run(ctx context.Context, o options, logger *slog.Logger) (err error) {
 			err = fmt.Errorf("QEMUs left after the server closed: %v", left)
 		}
 	}()
-	if err := b.c.login(ctx, pw); err != nil {
+	if err := b.c.Login(ctx, pw); err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	if b.kid, err = b.c.upload(ctx, o.kernel, "bench-kernel", "kernel"); err != nil {
+	if b.kid, err = upload(ctx, b.c, o.kernel, "bench-kernel", "kernel"); err != nil {
 		return fmt.Errorf("upload kernel: %w", err)
 	}
-	if b.iid, err = b.c.upload(ctx, o.initrd, "bench-initrd", "initrd"); err != nil {
+	if b.iid, err = upload(ctx, b.c, o.initrd, "bench-initrd", "initrd"); err != nil {
 		return fmt.Errorf("upload initrd: %w", err)
 	}
 
@@ -313,10 +306,10 @@ func run(ctx context.Context, o options, logger *slog.Logger) (err error) {
 	apiName := "novacron qemu (" + accel + ", sqlite)"
 	fmt.Printf("\n| target | runs | create+start p50 | boot marker p50 | boot marker max | p50 vs bare | max vs bare | errors |\n")
 	fmt.Printf("|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	fmt.Printf("| %s | %d | – | %s | %s | 1 | 1 | %d |\n", bareName, len(lat.bare), round(pct(lat.bare, 50)), round(pct(lat.bare, 100)), lat.bareErrors)
-	fmt.Printf("| %s | %d | %s | %s | %s | %s | %s | %d |\n", apiName, len(lat.api), round(pct(lat.create, 50)),
-		round(pct(lat.api, 50)), round(pct(lat.api, 100)), ratio(pct(lat.api, 50), pct(lat.bare, 50)),
-		ratio(pct(lat.api, 100), pct(lat.bare, 100)), lat.apiErrors)
+	fmt.Printf("| %s | %d | – | %s | %s | 1 | 1 | %d |\n", bareName, len(lat.bare), benchkit.Round(benchkit.Pct(lat.bare, 50)), benchkit.Round(benchkit.Pct(lat.bare, 100)), lat.bareErrors)
+	fmt.Printf("| %s | %d | %s | %s | %s | %s | %s | %d |\n", apiName, len(lat.api), benchkit.Round(benchkit.Pct(lat.create, 50)),
+		benchkit.Round(benchkit.Pct(lat.api, 50)), benchkit.Round(benchkit.Pct(lat.api, 100)), ratio(benchkit.Pct(lat.api, 50), benchkit.Pct(lat.bare, 50)),
+		ratio(benchkit.Pct(lat.api, 100), benchkit.Pct(lat.bare, 100)), lat.apiErrors)
 	fmt.Printf("\n| guests | guest RAM | QEMU RSS per guest | QEMU PSS per guest | novacron RSS growth per guest | Go heap growth per guest | goroutines per guest | (QEMU PSS + novacron) / QEMU PSS | errors | QEMUs left |\n")
 	fmt.Printf("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, m := range mems {
@@ -356,7 +349,7 @@ func (b *bench) latency(ctx context.Context) latencyRun {
 			fmt.Printf("%-26s run %d  error: %v\n", bareName, i+1, err)
 		} else {
 			r.bare = append(r.bare, d)
-			fmt.Printf("%-26s run %d  %-24s boot marker %9s\n", bareName, i+1, "", round(d))
+			fmt.Printf("%-26s run %d  %-24s boot marker %9s\n", bareName, i+1, "", benchkit.Round(d))
 		}
 
 		id, create, d, err := b.apiBoot(ctx, fmt.Sprintf("boot-%d", i), b.o.bootMemMB)
@@ -366,7 +359,7 @@ func (b *bench) latency(ctx context.Context) latencyRun {
 		} else {
 			r.api = append(r.api, d)
 			r.create = append(r.create, create)
-			fmt.Printf("%-26s run %d  create+start %10s  boot marker %9s\n", "novacron qemu", i+1, round(create), round(d))
+			fmt.Printf("%-26s run %d  create+start %10s  boot marker %9s\n", "novacron qemu", i+1, benchkit.Round(create), benchkit.Round(d))
 		}
 		if id != "" {
 			if err := b.deleteVM(ctx, id); err != nil {
@@ -378,9 +371,9 @@ func (b *bench) latency(ctx context.Context) latencyRun {
 	for _, s := range [][]time.Duration{r.bare, r.api, r.create} {
 		slices.Sort(s)
 	}
-	fmt.Printf("%-26s p50 %9s  max %9s  (%d runs, %d errors)\n", bareName, round(pct(r.bare, 50)), round(pct(r.bare, 100)), len(r.bare), r.bareErrors)
-	fmt.Printf("%-26s p50 %9s  max %9s  (%d runs, %d errors)  p50 %s of bare, max %s\n", "novacron qemu", round(pct(r.api, 50)),
-		round(pct(r.api, 100)), len(r.api), r.apiErrors, ratio(pct(r.api, 50), pct(r.bare, 50)), ratio(pct(r.api, 100), pct(r.bare, 100)))
+	fmt.Printf("%-26s p50 %9s  max %9s  (%d runs, %d errors)\n", bareName, benchkit.Round(benchkit.Pct(r.bare, 50)), benchkit.Round(benchkit.Pct(r.bare, 100)), len(r.bare), r.bareErrors)
+	fmt.Printf("%-26s p50 %9s  max %9s  (%d runs, %d errors)  p50 %s of bare, max %s\n", "novacron qemu", benchkit.Round(benchkit.Pct(r.api, 50)),
+		benchkit.Round(benchkit.Pct(r.api, 100)), len(r.api), r.apiErrors, ratio(benchkit.Pct(r.api, 50), benchkit.Pct(r.bare, 50)), ratio(benchkit.Pct(r.api, 100), benchkit.Pct(r.bare, 100)))
 	return r
 }
 
@@ -406,17 +399,17 @@ func (b *bench) createVM(ctx context.Context, name string, memMB int) (string, e
 		"config": map[string]any{"accel": b.o.accel, "kernel_image_id": b.kid, "initrd_image_id": b.iid, "cmdline": "console=ttyS0"},
 	})
 	var v struct{ ID, State string }
-	if err := b.c.do(ctx, "POST", "/api/vm/vms?wait=1&timeout=300s", "application/json", bytes.NewReader(body), http.StatusOK, &v); err != nil {
+	if err := b.c.Do(ctx, "POST", "/api/vm/vms?wait=1&timeout=300s", "application/json", bytes.NewReader(body), http.StatusOK, &v); err != nil {
 		return "", err
 	}
 	if v.State != "running" {
-		return v.ID, b.c.explain(ctx, v.ID, fmt.Errorf("vm %s is %s, not running", v.ID, v.State))
+		return v.ID, b.c.Explain(ctx, v.ID, fmt.Errorf("vm %s is %s, not running", v.ID, v.State))
 	}
 	return v.ID, nil
 }
 
 func (b *bench) deleteVM(ctx context.Context, id string) error {
-	return b.c.explain(ctx, id, b.c.do(ctx, "DELETE", "/api/vm/vms/"+id+"?wait=1&timeout=300s", "", nil, http.StatusNoContent, nil))
+	return b.c.Explain(ctx, id, b.c.Do(ctx, "DELETE", "/api/vm/vms/"+id+"?wait=1&timeout=300s", "", nil, http.StatusNoContent, nil))
 }
 
 // waitMarker polls the VM's console until it shows the marker.
@@ -425,7 +418,7 @@ func (b *bench) waitMarker(ctx context.Context, id string, deadline time.Time, e
 	defer tick.Stop()
 	for {
 		var logs []byte
-		if err := b.c.do(ctx, "GET", "/api/vm/vms/"+id+"/logs", "", nil, http.StatusOK, &logs); err != nil {
+		if err := b.c.Do(ctx, "GET", "/api/vm/vms/"+id+"/logs", "", nil, http.StatusOK, &logs); err != nil {
 			return err
 		}
 		if bytes.Contains(logs, []byte(marker)) {
@@ -435,7 +428,7 @@ func (b *bench) waitMarker(ctx context.Context, id string, deadline time.Time, e
 			return fmt.Errorf("vm %s: %w", id, err)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("vm %s: no boot marker in time; console ends %q", id, lastLine(logs))
+			return fmt.Errorf("vm %s: no boot marker in time; console ends %q", id, benchkit.LastLine(logs))
 		}
 		select {
 		case <-ctx.Done():
@@ -472,7 +465,7 @@ func (m memRun) ratio() float64 {
 func (b *bench) memory(ctx context.Context, n int) memRun {
 	m := memRun{n: n}
 	fmt.Printf("\n== %d idle guests of %d MiB\n", n, b.o.memoryMB)
-	m.selfRSS0, m.heap0, m.goroutines0 = b.selfMemory()
+	m.selfRSS0, m.heap0, m.goroutines0 = benchkit.SelfMemory(b.c.HC)
 
 	ids := make([]string, n)
 	t0 := time.Now()
@@ -486,7 +479,7 @@ func (b *bench) memory(ctx context.Context, n int) memRun {
 		return b.waitMarker(ctx, id, time.Now().Add(b.o.bootTimeout), 250*time.Millisecond)
 	})
 	booted := time.Since(t0)
-	fmt.Printf("%-26s %d guests booted in %s, %d errors; settling %s\n", "novacron qemu", n, round(booted), m.errors, b.o.settle)
+	fmt.Printf("%-26s %d guests booted in %s, %d errors; settling %s\n", "novacron qemu", n, benchkit.Round(booted), m.errors, b.o.settle)
 	select {
 	case <-ctx.Done():
 	case <-time.After(b.o.settle):
@@ -519,7 +512,7 @@ func (b *bench) memory(ctx context.Context, n int) memRun {
 		m.qemuRSS += rss
 		m.qemuPSS += pss
 	}
-	m.selfRSS1, m.heap1, m.goroutines1 = b.selfMemory()
+	m.selfRSS1, m.heap1, m.goroutines1 = benchkit.SelfMemory(b.c.HC)
 	if len(pids) > 0 {
 		k := int64(len(pids))
 		fmt.Printf("%-26s QEMU RSS %s, PSS %s per guest (%d QEMUs)\n", "novacron qemu", mib(m.qemuRSS/k), mib(m.qemuPSS/k), len(pids))
@@ -535,7 +528,7 @@ func (b *bench) memory(ctx context.Context, n int) memRun {
 		}
 		return b.deleteVM(ctx, ids[i])
 	})
-	fmt.Printf("%-26s %d guests deleted in %s\n", "novacron qemu", n, round(time.Since(t1)))
+	fmt.Printf("%-26s %d guests deleted in %s\n", "novacron qemu", n, benchkit.Round(time.Since(t1)))
 
 	// The API said every guest is gone: none of their QEMUs or
 	// directories may be left.
@@ -634,30 +627,6 @@ func smapsRollup(pid int) (rss, pss int64, err error) {
 	return rss, pss, nil
 }
 
-// selfMemory returns this process's RSS, its live Go heap and its number
-// of goroutines, after a collection that returns free memory to the
-// system, so that what remains is what is in use. The benchmark's own
-// keep-alive connections (three goroutines each, client and server side)
-// are closed first: they are not the server's cost.
-func (b *bench) selfMemory() (rss int64, heap uint64, goroutines int) {
-	b.c.hc.CloseIdleConnections()
-	time.Sleep(200 * time.Millisecond) // for the server's side to see them close
-	runtime.GC()
-	debug.FreeOSMemory()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	status, _ := os.ReadFile("/proc/self/status")
-	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			if f := strings.Fields(v); len(f) > 0 {
-				kb, _ := strconv.ParseInt(f[0], 10, 64)
-				rss = kb << 10
-			}
-		}
-	}
-	return rss, ms.HeapAlloc, runtime.NumGoroutine()
-}
-
 // each runs f(0..n-1) on conc workers and returns the number of errors;
 // the first few are printed.
 func each(ctx context.Context, name string, n, conc int, f func(i int) error) int {
@@ -709,15 +678,6 @@ func cleanup(srv *server.Server) {
 	}
 }
 
-// pct returns the p-th percentile of sorted durations (0 for none).
-func pct(s []time.Duration, p int) time.Duration {
-	if len(s) == 0 {
-		return 0
-	}
-	i := (len(s)*p + 99) / 100
-	return s[min(max(i-1, 0), len(s)-1)]
-}
-
 func ratio(a, b time.Duration) string {
 	if a == 0 || b == 0 {
 		return "–"
@@ -725,39 +685,11 @@ func ratio(a, b time.Duration) string {
 	return fmt.Sprintf("%.2f", float64(a)/float64(b))
 }
 
-func round(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(10 * time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
-}
-
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 func kib(b int64) string { return fmt.Sprintf("%.0f KiB", float64(b)/(1<<10)) }
 
-type client struct {
-	base, token string
-	hc          *http.Client
-}
-
-func (c *client) login(ctx context.Context, pw string) error {
-	body, _ := json.Marshal(map[string]string{"username": "admin", "password": pw})
-	var lr struct{ Token string }
-	if err := c.do(ctx, "POST", "/auth/login", "application/json", bytes.NewReader(body), http.StatusOK, &lr); err != nil {
-		return err
-	}
-	if lr.Token == "" {
-		return errors.New("no token")
-	}
-	c.token = lr.Token
-	return nil
-}
-
 // upload posts a file to the image store and returns the image's id.
-func (c *client) upload(ctx context.Context, path, name, format string) (string, error) {
+func upload(ctx context.Context, c *benchkit.Client, path, name, format string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -765,59 +697,8 @@ func (c *client) upload(ctx context.Context, path, name, format string) (string,
 	defer f.Close()
 	q := url.Values{"name": {name}, "format": {format}}
 	var img struct{ ID string }
-	if err := c.do(ctx, "POST", "/api/images?"+q.Encode(), "application/octet-stream", f, http.StatusCreated, &img); err != nil {
+	if err := c.Do(ctx, "POST", "/api/images?"+q.Encode(), "application/octet-stream", f, http.StatusCreated, &img); err != nil {
 		return "", err
 	}
 	return img.ID, nil
-}
-
-// explain adds to a failed call what the VM says of its state.
-func (c *client) explain(ctx context.Context, id string, err error) error {
-	if err == nil || id == "" {
-		return err
-	}
-	var v struct {
-		State       string `json:"state"`
-		StateReason string `json:"state_reason"`
-	}
-	if gerr := c.do(ctx, "GET", "/api/vm/vms/"+id, "", nil, http.StatusOK, &v); gerr == nil {
-		return fmt.Errorf("%w; the vm is now %s (%s)", err, v.State, v.StateReason)
-	}
-	return err
-}
-
-// do makes one call and decodes its answer into out, which must have the
-// status want; a *[]byte out takes the body as it is.
-func (c *client) do(ctx context.Context, method, path, contentType string, body io.Reader, want int, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return err
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	switch out := out.(type) {
-	case nil:
-		return nil
-	case *[]byte:
-		*out = b
-		return nil
-	default:
-		return json.Unmarshal(b, out)
-	}
 }
