@@ -1,33 +1,39 @@
 package transfer
 
 import (
-	"math"
-	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// levelCtl chooses the zstd level from measurements: the link's rate (bytes
-// the writer pushed per second spent writing, the bandwidth limit included)
-// and each level's compression speed per core and ratio. The expected
-// throughput of level l is min(workers × speed_l, link ÷ ratio_l); level 0
-// is no compression. Workers probe the neighbouring levels on a few blocks so
-// their figures stay fresh.
+// levelCtl chooses the zstd level by feedback, as `zstd --adapt` does: the
+// writer, which puts the compressed blocks on the wire in order, measures
+// over each window how long it waited for the link (blocked writing) and
+// how long for the compressors (no block ready). Waiting for the link means
+// CPU to spare: compress harder. Waiting for the compressors means the
+// link has room: compress faster, down to sending raw blocks. A change
+// takes effect only on blocks compressed after it, so the controller holds
+// each level for a while before judging it.
 type levelCtl struct {
-	fixed   bool
-	workers int
-	cur     atomic.Int32
+	fixed bool
+	cur   atomic.Int32
+	max   int
 
-	mu        sync.Mutex
-	in, out   [5]float64 // bytes in and out per level (decayed)
-	dur       [5]float64 // seconds spent compressing per level (decayed)
-	wireBytes float64
-	wireSecs  float64
-	last      time.Time
+	winStart        time.Time
+	waitOut, waitIn time.Duration
+	blocks          int
+	hold            int // windows to wait before the next change
 }
 
-func newLevelCtl(level, workers int) *levelCtl {
-	c := &levelCtl{workers: workers, last: time.Now()}
+// Window of the controller and the fraction of it a side must wait to
+// count as the bottleneck.
+const (
+	levelWindow    = 100 * time.Millisecond
+	levelWindowMin = 4 // blocks
+	levelBusy      = 0.3
+)
+
+func newLevelCtl(level int) *levelCtl {
+	c := &levelCtl{max: 3, winStart: time.Now()}
 	switch {
 	case level < 0:
 		c.fixed = true
@@ -41,84 +47,42 @@ func newLevelCtl(level, workers int) *levelCtl {
 	return c
 }
 
+// level is the level for the next block: 0 is no compression, 1 to 4 are
+// zstd's fastest, default, better and best.
 func (c *levelCtl) level() int { return int(c.cur.Load()) }
 
-// probe returns the level a worker uses for its n-th job.
-func (c *levelCtl) probe(n int) int {
+// observe records one block put on the wire by the writer, which waited in
+// for it to be ready and out to write it. Only the writer calls it.
+func (c *levelCtl) observe(in, out time.Duration) {
+	if c.fixed {
+		return
+	}
+	c.waitIn += in
+	c.waitOut += out
+	c.blocks++
+	el := time.Since(c.winStart)
+	if el < levelWindow || c.blocks < levelWindowMin {
+		return
+	}
+	c.decide(el)
+	c.winStart, c.waitIn, c.waitOut, c.blocks = time.Now(), 0, 0, 0
+}
+
+func (c *levelCtl) decide(el time.Duration) {
+	if c.hold > 0 {
+		c.hold--
+		return
+	}
 	l := c.level()
-	if c.fixed {
-		return l
-	}
+	busy := time.Duration(levelBusy * float64(el))
 	switch {
-	case n%16 == 5 && l < 3:
-		return l + 1
-	case n%16 == 13 && l > 1:
-		return l - 1
-	case n%16 == 13 && l == 0:
-		return 1
-	}
-	return l
-}
-
-func (c *levelCtl) observeCompress(level int, in, out int, d time.Duration) {
-	c.mu.Lock()
-	c.in[level] += float64(in)
-	c.out[level] += float64(out)
-	c.dur[level] += d.Seconds()
-	c.mu.Unlock()
-}
-
-// observeWrite records n bytes written in d and, every so often, decides.
-func (c *levelCtl) observeWrite(n int, d time.Duration) {
-	if c.fixed {
+	case c.waitOut > busy && c.waitOut > 2*c.waitIn && l < c.max:
+		l++
+	case c.waitIn > busy && c.waitIn > 2*c.waitOut && l > 0:
+		l--
+	default:
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.wireBytes += float64(n)
-	c.wireSecs += d.Seconds()
-	if time.Since(c.last) < 150*time.Millisecond || c.wireBytes < 2<<20 {
-		return
-	}
-	c.last = time.Now()
-	c.decideLocked()
-}
-
-func (c *levelCtl) decideLocked() {
-	link := math.Inf(1)
-	if c.wireSecs > 0.001 {
-		link = c.wireBytes / c.wireSecs
-	}
-	// Measured speed (bytes/s per core) and ratio, or priors relative to level 1.
-	speed := [5]float64{0: 4e9, 1: 400e6}
-	ratio := [5]float64{0: 1, 1: 0.5}
-	prior := [5][2]float64{1: {1, 1}, 2: {0.55, 0.93}, 3: {0.2, 0.88}, 4: {0.05, 0.84}}
-	for l := 1; l <= 4; l++ {
-		if c.in[l] > 256<<10 && c.dur[l] > 0 {
-			speed[l] = c.in[l] / c.dur[l]
-			ratio[l] = c.out[l] / c.in[l]
-		} else if l > 1 {
-			speed[l] = speed[1] * prior[l][0]
-			ratio[l] = ratio[1] * prior[l][1]
-		}
-	}
-	cur := c.level()
-	through := func(l int) float64 {
-		return min(float64(c.workers)*speed[l], link/ratio[l])
-	}
-	best := cur
-	for l := 0; l <= 3; l++ {
-		if through(l) > through(best)*1.1 {
-			best = l
-		}
-	}
-	c.cur.Store(int32(best))
-	// Decay so recent data dominates.
-	for l := range c.in {
-		c.in[l] /= 2
-		c.out[l] /= 2
-		c.dur[l] /= 2
-	}
-	c.wireBytes /= 2
-	c.wireSecs /= 2
+	c.cur.Store(int32(l))
+	c.hold = 2
 }

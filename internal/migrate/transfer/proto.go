@@ -20,23 +20,20 @@ import (
 // uint32 payload length and the payload.
 const (
 	magic           = "NVXF"
-	protocolVersion = 1
+	protocolVersion = 2
 	maxFrame        = 64 << 20
 )
 
 // Frame types.
 const (
-	fHello  byte = 1 // magic, version u16, nonce[32] (+ receiver: mac[32])
-	fAuth   byte = 2 // sender's mac[32]
-	fError  byte = 3 // text: the peer gives up
-	fFile   byte = 4 // header of one file (see fileHeader)
-	fHave   byte = 5 // receiver: hashes it holds for one source
-	fReady  byte = 6 // receiver: end of its hashes
-	fHole   byte = 7 // len u64: zeros
-	fKeep   byte = 8 // len u64: the receiver's partial file already holds it
-	fRef    byte = 9 // src u16, off u64, len u32: copy from a receiver source
-	fRaw    byte = 10
-	fZstd   byte = 11 // rawLen u32, zstd frame
+	fHello  byte = 1  // magic, version u16, nonce[32] (+ receiver: mac[32])
+	fAuth   byte = 2  // sender's mac[32]
+	fError  byte = 3  // text: the peer gives up
+	fFile   byte = 4  // header of one file (see fileHeader)
+	fHave   byte = 5  // receiver: src u16, first u64, then the hashes of consecutive sub-blocks
+	fReady  byte = 6  // receiver: end of its hashes
+	fHole   byte = 7  // len u64: zeros
+	fBlock  byte = 8  // one block: nops, ops (see opLiteral…), flags (1: zstd), literal length, literal bytes
 	fEnd    byte = 12 // digest[16]
 	fResult byte = 13 // ok byte, text
 	fDone   byte = 14 // tree mode: no more entries

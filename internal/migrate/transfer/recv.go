@@ -162,105 +162,29 @@ func receiveFile(p *peer, root *os.Root, out string, h fileHeader, o *Options, s
 		return err
 	}
 	defer dec.Close()
-	digest := xxh3.New128()
-	buf := make([]byte, h.block)
-	var cur int64
-	feedData := func(data []byte) {
-		for a := 0; a < len(data); a += h.sub {
-			b := xxh3.Hash128(data[a:min(a+h.sub, len(data))]).Bytes()
-			_, _ = digest.Write(b[:])
-		}
-	}
-	advance := func(n int64, what string) error {
-		if n <= 0 || cur+n > h.size || (cur%sub != 0) {
-			return fmt.Errorf("%w: %s of %d bytes at %d of %d", ErrProtocol, what, n, cur, h.size)
-		}
-		return nil
-	}
+	fw := &fileWriter{part: part, size: h.size, sub: sub, kept: kept, sources: sources,
+		digest: xxh3.New128(), buf: make([]byte, h.block), st: st}
+	lit := make([]byte, h.block)
 	for {
 		t, b, err := p.recv()
 		if err != nil {
 			return err
 		}
 		switch t {
-		case fHole, fKeep:
+		case fHole:
 			if len(b) != 8 {
-				return p.fail(fmt.Errorf("%w: bad frame %d", ErrProtocol, t))
+				return p.fail(fmt.Errorf("%w: bad hole", ErrProtocol))
 			}
-			n := int64(binary.BigEndian.Uint64(b))
-			if err := advance(n, "run"); err != nil {
+			if err := fw.zero(int64(binary.BigEndian.Uint64(b))); err != nil {
 				return p.fail(err)
 			}
-			if t == fHole {
-				// Punch out what an earlier run left there; a fresh file is already a hole.
-				for i := cur / sub; i*sub < cur+n; i++ {
-					if _, ok := kept[i]; ok {
-						if err := punch(part, cur, n); err != nil {
-							return p.fail(err)
-						}
-						break
-					}
-				}
-				feedZeros(digest, cur, n, sub)
-				st.Zero += n
-			} else {
-				for i := cur / sub; i*sub < cur+n; i++ {
-					k, ok := kept[i]
-					if !ok {
-						return p.fail(fmt.Errorf("%w: keep of a block the receiver does not hold", ErrProtocol))
-					}
-					kb := k.Bytes()
-					_, _ = digest.Write(kb[:])
-				}
-				st.Matched += n
-			}
-			cur += n
-		case fRef:
-			if len(b) != 14 {
-				return p.fail(fmt.Errorf("%w: bad ref", ErrProtocol))
-			}
-			src := int(binary.BigEndian.Uint16(b))
-			off := int64(binary.BigEndian.Uint64(b[2:]))
-			n := int64(binary.BigEndian.Uint32(b[10:]))
-			if src <= 0 || src >= len(sources) || n > sub || off < 0 || off+n > sources[src].size {
-				return p.fail(fmt.Errorf("%w: bad ref to source %d", ErrProtocol, src))
-			}
-			if err := advance(n, "ref"); err != nil {
+		case fBlock:
+			if err := fw.block(b, dec, lit, h.block); err != nil {
 				return p.fail(err)
 			}
-			if _, err := sources[src].f.ReadAt(buf[:n], off); err != nil && !errors.Is(err, io.EOF) {
-				return p.fail(fmt.Errorf("transfer: read basis: %w", err))
-			}
-			if _, err := part.WriteAt(buf[:n], cur); err != nil {
-				return p.fail(fmt.Errorf("transfer: write: %w", err))
-			}
-			feedData(buf[:n])
-			st.Copied += n
-			cur += n
-		case fRaw, fZstd:
-			data := b
-			if t == fZstd {
-				if len(b) < 4 || int(binary.BigEndian.Uint32(b)) > h.block {
-					return p.fail(fmt.Errorf("%w: bad compressed block", ErrProtocol))
-				}
-				data, err = dec.DecodeAll(b[4:], buf[:0])
-				if err != nil {
-					return p.fail(fmt.Errorf("%w: corrupt block at %d: %w", ErrVerify, cur, err))
-				}
-				if len(data) != int(binary.BigEndian.Uint32(b)) {
-					return p.fail(fmt.Errorf("%w: block at %d has %d bytes, want %d", ErrVerify, cur, len(data), binary.BigEndian.Uint32(b)))
-				}
-			}
-			if err := advance(int64(len(data)), "data"); err != nil {
-				return p.fail(err)
-			}
-			if _, err := part.WriteAt(data, cur); err != nil {
-				return p.fail(fmt.Errorf("transfer: write: %w", err))
-			}
-			feedData(data)
-			st.Literal += int64(len(data))
-			cur += int64(len(data))
 		case fEnd:
+			cur := fw.cur
+			digest := fw.digest
 			if cur != h.size {
 				return p.fail(fmt.Errorf("%w: end at %d of %d bytes", ErrProtocol, cur, h.size))
 			}
@@ -285,6 +209,207 @@ func receiveFile(p *peer, root *os.Root, out string, h fileHeader, o *Options, s
 			return p.fail(fmt.Errorf("%w: unexpected frame %d", ErrProtocol, t))
 		}
 	}
+}
+
+// fileWriter applies a sender's operations to the partial file, in order,
+// and folds the digest of what it writes.
+type fileWriter struct {
+	part    *os.File
+	size    int64
+	sub     int64
+	kept    map[int64]hash128
+	sources []source
+	digest  *xxh3.Hasher128
+	buf     []byte
+	st      *Stats
+	cur     int64
+	// synced is the offset up to which writeback was started.
+	synced int64
+}
+
+// writebackChunk is how much written data the receiver lets accumulate
+// before it starts writing it back, so that the final fsync is short.
+const writebackChunk = 32 << 20
+
+// check refuses an operation of n bytes that does not fit the file or does
+// not start on a sub-block boundary.
+func (w *fileWriter) check(n int64, what string) error {
+	if n <= 0 || w.cur+n > w.size || w.cur%w.sub != 0 {
+		return fmt.Errorf("%w: %s of %d bytes at %d of %d", ErrProtocol, what, n, w.cur, w.size)
+	}
+	return nil
+}
+
+// zero makes the next n bytes a hole.
+func (w *fileWriter) zero(n int64) error {
+	if err := w.check(n, "hole"); err != nil {
+		return err
+	}
+	// Punch out what an earlier run left there; a fresh file is already a hole.
+	for i := w.cur / w.sub; i*w.sub < w.cur+n; i++ {
+		if _, ok := w.kept[i]; ok {
+			if err := punch(w.part, w.cur, n); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	feedZeros(w.digest, w.cur, n, w.sub)
+	w.st.Zero += n
+	w.cur += n
+	return nil
+}
+
+// keep accepts the next n bytes as the partial file holds them.
+func (w *fileWriter) keep(n int64) error {
+	if err := w.check(n, "keep"); err != nil {
+		return err
+	}
+	for i := w.cur / w.sub; i*w.sub < w.cur+n; i++ {
+		k, ok := w.kept[i]
+		if !ok {
+			return fmt.Errorf("%w: keep of a block the receiver does not hold", ErrProtocol)
+		}
+		kb := k.Bytes()
+		_, _ = w.digest.Write(kb[:])
+	}
+	w.st.Matched += n
+	w.cur += n
+	return nil
+}
+
+// ref copies the next n bytes from a source.
+func (w *fileWriter) ref(src int, off, n int64) error {
+	if err := w.check(n, "ref"); err != nil {
+		return err
+	}
+	if src <= 0 || src >= len(w.sources) || off < 0 || off%w.sub != 0 || off+n > w.sources[src].size {
+		return fmt.Errorf("%w: bad ref to source %d", ErrProtocol, src)
+	}
+	for n > 0 {
+		c := min(n, int64(len(w.buf)))
+		if _, err := w.sources[src].f.ReadAt(w.buf[:c], off); err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("transfer: read basis: %w", err)
+		}
+		if err := w.write(w.buf[:c]); err != nil {
+			return err
+		}
+		w.st.Copied += c
+		off += c
+		n -= c
+	}
+	return nil
+}
+
+// literal writes data as the next bytes.
+func (w *fileWriter) literal(data []byte) error {
+	if err := w.check(int64(len(data)), "data"); err != nil {
+		return err
+	}
+	w.st.Literal += int64(len(data))
+	return w.write(data)
+}
+
+func (w *fileWriter) write(data []byte) error {
+	if _, err := w.part.WriteAt(data, w.cur); err != nil {
+		return fmt.Errorf("transfer: write: %w", err)
+	}
+	for a := 0; a < len(data); a += int(w.sub) {
+		b := xxh3.Hash128(data[a:min(a+int(w.sub), len(data))]).Bytes()
+		_, _ = w.digest.Write(b[:])
+	}
+	w.cur += int64(len(data))
+	if w.cur-w.synced >= writebackChunk {
+		// Start writing back what is written so far, without waiting.
+		_ = unix.SyncFileRange(int(w.part.Fd()), w.synced, w.cur-w.synced, unix.SYNC_FILE_RANGE_WRITE)
+		w.synced = w.cur
+	}
+	return nil
+}
+
+// block applies one fBlock frame.
+func (w *fileWriter) block(b []byte, dec *zstd.Decoder, lit []byte, blockSize int) error {
+	bad := func(what string) error { return fmt.Errorf("%w: bad block frame: %s", ErrProtocol, what) }
+	nops, k := binary.Uvarint(b)
+	if k <= 0 || nops > uint64(blockSize) {
+		return bad("operation count")
+	}
+	b = b[k:]
+	type op struct {
+		kind   byte
+		src    uint64
+		off, n uint64
+	}
+	ops := make([]op, 0, nops)
+	var total, litTotal uint64
+	for range nops {
+		if len(b) == 0 {
+			return bad("short")
+		}
+		o := op{kind: b[0]}
+		b = b[1:]
+		fields := []*uint64{&o.n}
+		switch o.kind {
+		case opLiteral, opZero, opKeep:
+		case opRef:
+			fields = []*uint64{&o.src, &o.off, &o.n}
+		default:
+			return bad("unknown operation")
+		}
+		for _, f := range fields {
+			v, k := binary.Uvarint(b)
+			if k <= 0 {
+				return bad("short")
+			}
+			*f, b = v, b[k:]
+		}
+		if o.n == 0 || o.n > uint64(blockSize) || o.src > 1<<16 || o.off > 1<<62 {
+			return bad("operation out of range")
+		}
+		total += o.n
+		if o.kind == opLiteral {
+			litTotal += o.n
+		}
+		ops = append(ops, o)
+	}
+	if total > uint64(blockSize) || len(b) < 1 {
+		return bad("too long")
+	}
+	flags := b[0]
+	rawLen, k := binary.Uvarint(b[1:])
+	if k <= 0 || rawLen != litTotal || flags > 1 {
+		return bad("literal length")
+	}
+	payload := b[1+k:]
+	data := payload
+	if flags == 1 {
+		var err error
+		data, err = dec.DecodeAll(payload, lit[:0])
+		if err != nil {
+			return fmt.Errorf("%w: corrupt block at %d: %w", ErrVerify, w.cur, err)
+		}
+	}
+	if uint64(len(data)) != rawLen {
+		return fmt.Errorf("%w: block at %d has %d literal bytes, want %d", ErrVerify, w.cur, len(data), rawLen)
+	}
+	for _, o := range ops {
+		var err error
+		switch o.kind {
+		case opLiteral:
+			err = w.literal(data[:o.n])
+			data = data[o.n:]
+		case opZero:
+			err = w.zero(int64(o.n))
+		case opKeep:
+			err = w.keep(int64(o.n))
+		case opRef:
+			err = w.ref(int(o.src), int64(o.off), int64(o.n))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // finish makes the verified partial file durable and moves it into place.
@@ -368,22 +493,32 @@ func punch(f *os.File, off, n int64) error {
 	return nil
 }
 
-// sendHave advertises the hashes of one source in frames of bounded size.
+// sendHave advertises the hashes of one source. A frame holds the source
+// number, then runs of consecutive sub-blocks: the gap (in sub-blocks) from
+// the end of the previous run, the count, and count hashes.
 func sendHave(p *peer, src uint16, hs []subHash) error {
-	const per = 64 << 10
+	const maxHave = 1 << 20
+	b := binary.BigEndian.AppendUint16(make([]byte, 0, maxHave+64), src)
+	next := int64(0)
 	for len(hs) > 0 {
-		n := min(len(hs), per)
-		b := make([]byte, 2, 2+24*n)
-		binary.BigEndian.PutUint16(b, src)
+		n := 1
+		for n < len(hs) && hs[n].idx == hs[0].idx+int64(n) && 16*n < maxHave {
+			n++
+		}
+		b = binary.AppendUvarint(b, uint64(hs[0].idx-next))
+		b = binary.AppendUvarint(b, uint64(n))
 		for _, e := range hs[:n] {
-			b = binary.BigEndian.AppendUint64(b, uint64(e.idx))
 			b = binary.BigEndian.AppendUint64(b, e.h.Hi)
 			b = binary.BigEndian.AppendUint64(b, e.h.Lo)
 		}
-		if err := p.send(fHave, b); err != nil {
-			return err
-		}
+		next = hs[0].idx + int64(n)
 		hs = hs[n:]
+		if len(b) >= maxHave || len(hs) == 0 {
+			if err := p.send(fHave, b); err != nil {
+				return err
+			}
+			b, next = binary.BigEndian.AppendUint16(b[:0], src), 0
+		}
 	}
 	return nil
 }

@@ -122,3 +122,34 @@ func hashFile(f *os.File, sub int) ([]subHash, int64, error) {
 	}
 	return out, size, nil
 }
+
+// subBlockSize returns the sub-block size for a file of the given size:
+// o.SubBlockSize when set, else MinSubBlockSize doubled until the file's
+// data (holes excluded) has at most MaxSubBlocks sub-blocks.
+func subBlockSize(o *Options, f *os.File, size int64) (int, error) {
+	if o.SubBlockSize > 0 {
+		return o.SubBlockSize, nil
+	}
+	exts, err := dataExtents(f, size, MinSubBlockSize)
+	if err != nil {
+		return 0, err
+	}
+	var data int64
+	for _, e := range exts {
+		data += e.n
+	}
+	return subBlockFor(data, o.BlockSize), nil
+}
+
+// subBlockFor is the default sub-block size for data bytes in blocks of
+// the given size.
+func subBlockFor(data int64, block int) int {
+	sub := MinSubBlockSize
+	for sub < block && (data+int64(sub)-1)/int64(sub) > MaxSubBlocks {
+		sub *= 2
+	}
+	if sub > block || block%sub != 0 {
+		sub = block
+	}
+	return sub
+}

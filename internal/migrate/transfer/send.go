@@ -22,7 +22,7 @@ import (
 // nothing: the caller owns conn.
 func Send(ctx context.Context, conn net.Conn, path string, opts Options) (Stats, error) {
 	o := opts.withDefaults()
-	if o.BlockSize%o.SubBlockSize != 0 {
+	if o.SubBlockSize > 0 && o.BlockSize%o.SubBlockSize != 0 {
 		return Stats{}, fmt.Errorf("transfer: block size %d is not a multiple of sub-block size %d", o.BlockSize, o.SubBlockSize)
 	}
 	f, err := os.Open(path)
@@ -36,6 +36,9 @@ func Send(ctx context.Context, conn net.Conn, path string, opts Options) (Stats,
 	}
 	if !fi.Mode().IsRegular() {
 		return Stats{}, fmt.Errorf("transfer: %s is not a regular file (use SendTree for a directory)", path)
+	}
+	if o.SubBlockSize, err = subBlockSize(&o, f, fi.Size()); err != nil {
+		return Stats{}, fmt.Errorf("transfer: %w", err)
 	}
 	start := time.Now()
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
@@ -172,18 +175,8 @@ func sendFile(ctx context.Context, p *peer, f *os.File, size int64, o *Options, 
 		if t == fReady {
 			break
 		}
-		if t != fHave || len(b) < 2 || (len(b)-2)%24 != 0 {
-			return fmt.Errorf("%w: frame %d while reading hashes", ErrProtocol, t)
-		}
-		src := binary.BigEndian.Uint16(b)
-		for e := b[2:]; len(e) > 0; e = e[24:] {
-			idx := int64(binary.BigEndian.Uint64(e))
-			h := hash128{Hi: binary.BigEndian.Uint64(e[8:]), Lo: binary.BigEndian.Uint64(e[16:])}
-			if src == 0 {
-				keep[idx] = h
-			} else if _, ok := refs[h]; !ok {
-				refs[h] = ref{src, idx * sub}
-			}
+		if err := readHave(b, t, keep, refs, sub); err != nil {
+			return err
 		}
 	}
 
@@ -198,7 +191,7 @@ func sendFile(ctx context.Context, p *peer, f *os.File, size int64, o *Options, 
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	ctl := newLevelCtl(o.Level, workers)
+	ctl := newLevelCtl(o.Level)
 	inflight := make(chan struct{}, 2*workers+2)
 	jobs := make(chan job, workers)
 	results := make(chan result, 2*workers+2)
@@ -299,6 +292,7 @@ func sendFile(ctx context.Context, p *peer, f *os.File, size int64, o *Options, 
 			}
 			o.Progress(pr)
 		}
+		waitStart := time.Now()
 		for scanned < size || len(pending) > 0 {
 			var r result
 			select {
@@ -315,15 +309,12 @@ func sendFile(ctx context.Context, p *peer, f *os.File, size int64, o *Options, 
 				delete(pending, next)
 				next++
 				t0 := time.Now()
-				var n int
 				if r.hole {
-					n = 13
 					if err := p.send(fHole, binary.BigEndian.AppendUint64(nil, uint64(r.n))); err != nil {
 						return err
 					}
 					feedZeros(digest, r.off, r.n, sub)
 				} else {
-					n = len(r.frames)
 					if _, err := p.bw.Write(r.frames); err != nil {
 						return err
 					}
@@ -331,8 +322,9 @@ func sendFile(ctx context.Context, p *peer, f *os.File, size int64, o *Options, 
 						b := h.Bytes()
 						_, _ = digest.Write(b[:])
 					}
+					ctl.observe(t0.Sub(waitStart), time.Since(t0))
 				}
-				ctl.observeWrite(n, time.Since(t0))
+				waitStart = time.Now()
 				scanned += r.n
 				st.Literal += r.literal
 				st.Matched += r.matched
@@ -361,6 +353,41 @@ func sendFile(ctx context.Context, p *peer, f *os.File, size int64, o *Options, 
 	return g.Wait()
 }
 
+// readHave reads one frame of the receiver's hashes into keep (source 0,
+// matched in place) or refs (other sources, matched anywhere).
+func readHave(b []byte, t byte, keep map[int64]hash128, refs map[hash128]ref, sub int64) error {
+	bad := fmt.Errorf("%w: frame %d while reading hashes", ErrProtocol, t)
+	if t != fHave || len(b) < 2 {
+		return bad
+	}
+	src := binary.BigEndian.Uint16(b)
+	b = b[2:]
+	idx := int64(0)
+	for len(b) > 0 {
+		gap, k := binary.Uvarint(b)
+		if k <= 0 || gap > 1<<48 {
+			return bad
+		}
+		b = b[k:]
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n == 0 || n > uint64(len(b)-k)/16 {
+			return bad
+		}
+		b = b[k:]
+		idx += int64(gap)
+		for range n {
+			h := hash128{Hi: binary.BigEndian.Uint64(b), Lo: binary.BigEndian.Uint64(b[8:])}
+			if src == 0 {
+				keep[idx] = h
+			} else if _, ok := refs[h]; !ok {
+				refs[h] = ref{src, idx * sub}
+			}
+			b, idx = b[16:], idx+1
+		}
+	}
+	return nil
+}
+
 func digestBytes(h hash128) []byte {
 	b := h.Bytes()
 	return b[:]
@@ -386,6 +413,8 @@ type worker struct {
 	n       int
 	incomp  int
 	scratch []byte
+	litBuf  []byte
+	plan    blockPlan
 }
 
 func (w *worker) close() {
@@ -409,108 +438,142 @@ func (w *worker) encoder(level int) *zstd.Encoder {
 	return w.enc[level]
 }
 
+// Operations of a block frame (fBlock): each covers the next len bytes of
+// the file.
 const (
-	kLiteral = iota
-	kZero
-	kKeep
-	kRef
+	opLiteral byte = 1 // len: the next len bytes of the frame's payload
+	opZero    byte = 2 // len: zeros (a hole)
+	opKeep    byte = 3 // len: the receiver's partial file already holds them in place
+	opRef     byte = 4 // src, off, len: copy from a receiver's source
 )
 
+// blockPlan builds one block's frame: the operations and the literal bytes.
+type blockPlan struct {
+	ops  []byte
+	nops int
+	// kind, src, off and n of the operation being extended.
+	kind     byte
+	src      uint16
+	off, n   int64
+	litStart int // start in the block of the current literal run, -1 if none
+	lits     [][2]int
+}
+
+func (b *blockPlan) reset() {
+	b.ops, b.nops, b.kind, b.n, b.lits = b.ops[:0], 0, 0, 0, b.lits[:0]
+}
+
+// add extends the plan by n bytes at position pos of the block.
+func (b *blockPlan) add(kind byte, src uint16, off int64, pos, n int) {
+	if kind == b.kind && (kind != opRef || (src == b.src && off == b.off+b.n)) {
+		b.n += int64(n)
+		if kind == opLiteral {
+			b.lits[len(b.lits)-1][1] = pos + n
+		}
+		return
+	}
+	b.flush()
+	b.kind, b.src, b.off, b.n = kind, src, off, int64(n)
+	if kind == opLiteral {
+		b.lits = append(b.lits, [2]int{pos, pos + n})
+	}
+}
+
+func (b *blockPlan) flush() {
+	if b.kind == 0 {
+		return
+	}
+	b.ops = append(b.ops, b.kind)
+	if b.kind == opRef {
+		b.ops = binary.AppendUvarint(b.ops, uint64(b.src))
+		b.ops = binary.AppendUvarint(b.ops, uint64(b.off))
+	}
+	b.ops = binary.AppendUvarint(b.ops, uint64(b.n))
+	b.nops++
+	b.kind = 0
+}
+
+// do classifies every sub-block of the job (zero, held in place by the
+// receiver, held elsewhere by the receiver, or literal) and encodes the block
+// as one frame: its operations, then its literal bytes compressed together.
 func (w *worker) do(j job) result {
 	w.n++
 	sub := int64(w.o.SubBlockSize)
 	r := result{job: j}
-	r.frames = make([]byte, 0, 64)
-	litStart := -1
-	flushLit := func(end int) {
-		if litStart < 0 {
-			return
-		}
-		r.frames = w.literal(r.frames, j.buf[litStart:end])
-		r.literal += int64(end - litStart)
-		litStart = -1
-	}
-	var runKind, runLen = -1, int64(0)
-	flushRun := func() {
-		switch runKind {
-		case kZero:
-			r.frames = appendFrame(r.frames, fHole, binary.BigEndian.AppendUint64(nil, uint64(runLen)))
-		case kKeep:
-			r.frames = appendFrame(r.frames, fKeep, binary.BigEndian.AppendUint64(nil, uint64(runLen)))
-		}
-		runKind, runLen = -1, 0
-	}
+	p := &w.plan
+	p.reset()
 	for a := 0; a < len(j.buf); a += int(sub) {
 		s := j.buf[a:min(a+int(sub), len(j.buf))]
 		idx := (j.off + int64(a)) / sub
 		var h hash128
-		kind := kLiteral
-		var rf ref
-		if isZero(s) {
+		switch {
+		case isZero(s):
 			h = zeroHash(len(s))
-			kind = kZero
-		} else {
+			p.add(opZero, 0, 0, a, len(s))
+			r.zero += int64(len(s))
+		default:
 			h = xxh3.Hash128(s)
 			if k, ok := w.keep[idx]; ok && k == h {
-				kind = kKeep
+				p.add(opKeep, 0, 0, a, len(s))
+				r.matched += int64(len(s))
 			} else if x, ok := w.refs[h]; ok {
-				kind, rf = kRef, x
+				p.add(opRef, x.src, x.off, a, len(s))
+				r.copied += int64(len(s))
+			} else {
+				p.add(opLiteral, 0, 0, a, len(s))
+				r.literal += int64(len(s))
 			}
 		}
 		r.hashes = append(r.hashes, h)
-		if kind != kLiteral {
-			flushLit(a)
-		}
-		if kind != runKind {
-			flushRun()
-		}
-		switch kind {
-		case kLiteral:
-			if litStart < 0 {
-				litStart = a
-			}
-		case kZero, kKeep:
-			runKind = kind
-			runLen += int64(len(s))
-			if kind == kZero {
-				r.zero += int64(len(s))
-			} else {
-				r.matched += int64(len(s))
-			}
-		case kRef:
-			var b [14]byte
-			binary.BigEndian.PutUint16(b[:], rf.src)
-			binary.BigEndian.PutUint64(b[2:], uint64(rf.off))
-			binary.BigEndian.PutUint32(b[10:], uint32(len(s)))
-			r.frames = appendFrame(r.frames, fRef, b[:])
-			r.copied += int64(len(s))
-		}
 	}
-	flushLit(len(j.buf))
-	flushRun()
+	p.flush()
+	// The literal bytes, contiguous in the block when there is one run.
+	var lit []byte
+	switch len(p.lits) {
+	case 0:
+	case 1:
+		lit = j.buf[p.lits[0][0]:p.lits[0][1]]
+	default:
+		w.litBuf = w.litBuf[:0]
+		for _, l := range p.lits {
+			w.litBuf = append(w.litBuf, j.buf[l[0]:l[1]]...)
+		}
+		lit = w.litBuf
+	}
+	var hdr []byte
+	hdr = binary.AppendUvarint(hdr, uint64(p.nops))
+	hdr = append(hdr, p.ops...)
+	payload, compressed := w.compress(lit)
+	flags := byte(0)
+	if compressed {
+		flags = 1
+	}
+	hdr = append(hdr, flags)
+	hdr = binary.AppendUvarint(hdr, uint64(len(lit)))
+	r.frames = appendFrame(make([]byte, 0, 5+len(hdr)+len(payload)), fBlock, hdr, payload)
 	return r
 }
 
-// literal appends the frame carrying data: zstd at the controller's level,
-// or raw when that does not pay.
-func (w *worker) literal(dst, data []byte) []byte {
-	level := w.ctl.probe(w.n)
+// compress returns data zstd-compressed at the controller's level, or data
+// itself when compression is off or does not pay.
+func (w *worker) compress(data []byte) ([]byte, bool) {
+	if len(data) == 0 {
+		return nil, false
+	}
+	level := w.ctl.level()
 	if level > 0 && w.incomp >= 4 && w.n%8 != 0 {
 		level = 0 // recent blocks did not compress: try again only now and then
 	}
-	if level > 0 {
-		t0 := time.Now()
-		w.scratch = w.encoder(level).EncodeAll(data, w.scratch[:0])
-		w.ctl.observeCompress(level, len(data), len(w.scratch), time.Since(t0))
-		if len(w.scratch) < len(data)-len(data)/32 {
-			w.incomp = 0
-			var b [4]byte
-			binary.BigEndian.PutUint32(b[:], uint32(len(data)))
-			return appendFrame(dst, fZstd, b[:], w.scratch)
-		}
-		w.incomp++
+	if level == 0 {
+		return data, false
 	}
-	return appendFrame(dst, fRaw, data)
+	w.scratch = w.encoder(level).EncodeAll(data, w.scratch[:0])
+	if len(w.scratch) < len(data)-len(data)/32 {
+		w.incomp = 0
+		return w.scratch, true
+	}
+	w.incomp++
+	return data, false
 }
 
 func appendFrame(dst []byte, typ byte, parts ...[]byte) []byte {

@@ -27,12 +27,16 @@ import (
 	"time"
 )
 
-// Default sizes. The block size is the unit of compression and of work for
-// one core; the sub-block size is the granularity of delta matching, so
-// scattered small changes cost one sub-block each.
+// Sizes. The block size is the unit of compression and of work for one
+// core. The sub-block size is the granularity of delta matching, so that
+// scattered small changes cost one sub-block each: by default it is the
+// file system's block, MinSubBlockSize, doubled for large files until the
+// file's data holds at most MaxSubBlocks of them (which bounds the
+// receiver's hash list to 16 bytes a sub-block, under 0.4 % of the data).
 const (
-	DefaultBlockSize    = 1 << 20
-	DefaultSubBlockSize = 64 << 10
+	DefaultBlockSize = 1 << 20
+	MinSubBlockSize  = 4 << 10
+	MaxSubBlocks     = 1 << 20
 )
 
 // Errors a caller may test with errors.Is.
@@ -62,7 +66,7 @@ type Options struct {
 	// Token is the shared secret both sides must hold.
 	Token []byte
 	// BlockSize and SubBlockSize (sender side; the receiver follows the
-	// sender). SubBlockSize must divide BlockSize.
+	// sender). SubBlockSize must divide BlockSize; 0 chooses it per file.
 	BlockSize    int
 	SubBlockSize int
 	// Workers is the number of compressing goroutines (default GOMAXPROCS).
@@ -87,8 +91,8 @@ func (o *Options) withDefaults() Options {
 	if c.BlockSize <= 0 {
 		c.BlockSize = DefaultBlockSize
 	}
-	if c.SubBlockSize <= 0 {
-		c.SubBlockSize = DefaultSubBlockSize
+	if c.SubBlockSize < 0 {
+		c.SubBlockSize = 0
 	}
 	if c.SubBlockSize > c.BlockSize {
 		c.SubBlockSize = c.BlockSize

@@ -132,7 +132,7 @@ func allocated(t *testing.T, path string) int64 {
 }
 
 const (
-	sub   = DefaultSubBlockSize
+	sub   = MinSubBlockSize // the sub-block size of files this small
 	block = DefaultBlockSize
 )
 
@@ -233,15 +233,23 @@ func TestDelta(t *testing.T) {
 		maxLiteral  int64
 		wantCopied  bool
 		wantMatched bool
+		changes     int
+		subBlock    int
 	}{
 		{name: "older copy at the output path", old: true, maxLiteral: 5 * sub * 2, wantCopied: true},
 		{name: "basis file", basis: true, maxLiteral: 5 * sub * 2, wantCopied: true},
 		{name: "no basis", maxLiteral: int64(len(newer))},
+		{name: "scattered small changes", old: true, changes: 300, maxLiteral: 300 * sub * 2, wantCopied: true},
+		{name: "64 KiB sub-blocks", old: true, subBlock: 64 << 10, maxLiteral: 5 * (64 << 10) * 2, wantCopied: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			src, out, bas := filepath.Join(dir, "src"), filepath.Join(dir, "out"), filepath.Join(dir, "basis")
+			newer := newer
+			if tt.changes > 0 {
+				newer = mutate(base, tt.changes, 3)
+			}
 			writeFile(t, src, newer)
 			var ro Options
 			if tt.old {
@@ -251,7 +259,7 @@ func TestDelta(t *testing.T) {
 				writeFile(t, bas, base)
 				ro.Basis = []string{bas}
 			}
-			o := run(t, src, out, Options{}, ro, nil)
+			o := run(t, src, out, Options{SubBlockSize: tt.subBlock}, ro, nil)
 			if o.sendErr != nil || o.recvErr != nil {
 				t.Fatalf("send: %v, receive: %v", o.sendErr, o.recvErr)
 			}
@@ -402,4 +410,25 @@ func TestPipe(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameFile(t, src, out)
+}
+
+func TestSubBlockFor(t *testing.T) {
+	for _, tt := range []struct {
+		data  int64
+		block int
+		want  int
+	}{
+		{0, 1 << 20, 4 << 10},
+		{4 << 30, 1 << 20, 4 << 10},
+		{4<<30 + 1, 1 << 20, 8 << 10},
+		{100 << 30, 1 << 20, 128 << 10},
+		{1 << 50, 1 << 20, 1 << 20},
+		{1 << 20, 2 << 10, 2 << 10},
+		{1 << 20, 12 << 10, 4 << 10},
+		{1 << 20, 6 << 10, 6 << 10},
+	} {
+		if got := subBlockFor(tt.data, tt.block); got != tt.want {
+			t.Errorf("subBlockFor(%d, %d) = %d, want %d", tt.data, tt.block, got, tt.want)
+		}
+	}
 }

@@ -26,13 +26,19 @@ type treeEntry struct {
 	fi  fs.FileInfo
 }
 
+func closeFile(f *os.File) {
+	if f != nil {
+		f.Close()
+	}
+}
+
 // SendTree moves the directory tree at dir (regular files, directories,
 // symbolic links and hard links, with modes, owners, modification times and
 // holes) to the receiver at the other end of conn. Device nodes, FIFOs and
 // sockets are skipped. It closes nothing: the caller owns conn.
 func SendTree(ctx context.Context, conn net.Conn, dir string, opts Options) (Stats, error) {
 	o := opts.withDefaults()
-	if o.BlockSize%o.SubBlockSize != 0 {
+	if o.SubBlockSize > 0 && o.BlockSize%o.SubBlockSize != 0 {
 		return Stats{}, fmt.Errorf("transfer: block size %d is not a multiple of sub-block size %d", o.BlockSize, o.SubBlockSize)
 	}
 	var entries []treeEntry
@@ -104,18 +110,27 @@ func SendTree(ctx context.Context, conn net.Conn, dir string, opts Options) (Sta
 				o.Logger.Debug("transfer: skipping special file", "path", e.rel, "mode", m)
 				continue
 			}
+			var f *os.File
+			if h.kind == kindFile {
+				var err error
+				if f, err = os.Open(path); err != nil {
+					return fmt.Errorf("transfer: %w", err)
+				}
+				if h.sub, err = subBlockSize(&o, f, h.size); err != nil {
+					f.Close()
+					return fmt.Errorf("transfer: %s: %w", e.rel, err)
+				}
+			}
 			if err := p.send(fFile, h.encode()); err != nil {
+				closeFile(f)
 				return err
 			}
 			if h.kind != kindFile {
 				continue
 			}
 			if err := p.flush(); err != nil {
+				f.Close()
 				return err
-			}
-			f, err := os.Open(path)
-			if err != nil {
-				return fmt.Errorf("transfer: %w", err)
 			}
 			if userProgress != nil {
 				b := base
@@ -133,7 +148,9 @@ func SendTree(ctx context.Context, conn net.Conn, dir string, opts Options) (Sta
 					userProgress(pr)
 				}
 			}
-			err = sendFile(ctx, p, f, h.size, &o, &st, start)
+			fo := o
+			fo.SubBlockSize = h.sub
+			err := sendFile(ctx, p, f, h.size, &fo, &st, start)
 			f.Close()
 			if err != nil {
 				return fmt.Errorf("transfer: %s: %w", e.rel, err)
