@@ -7,6 +7,7 @@
 #
 #   sudo bench/transfer/run.sh              # full run: 4 GiB image, 1 Gbit/s
 #   IMAGE_GIB=1 RATES="1gbit" bench/transfer/run.sh
+#   ONLY='novacron|tar' bench/transfer/run.sh   # only the tools matching a regex
 #
 # Needs root (namespaces, tc, loop mounts or debugfs).
 set -uo pipefail
@@ -24,33 +25,47 @@ mkdir -p "$WORK"
 go build -o "$WORK/novacron" ./cmd/novacron
 NC="$WORK/novacron"
 
-# (a) a sparse raw image with an ext4 file system holding a root file system.
+# (a) a sparse raw image with an ext4 file system holding a Debian root file
+# system (debootstrap minbase; a part of the host's /usr where that fails).
 if [ ! -f "$WORK/a.img" ]; then
 	rootfs="$WORK/rootfs"
 	if [ ! -d "$rootfs" ]; then
-		if command -v debootstrap >/dev/null; then
-			debootstrap --variant=minbase bookworm "$rootfs" >/dev/null
-		else
-			# A part of the host's /usr (all of it may not fit in the image).
+		need debootstrap debootstrap
+		if ! debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >"$WORK/debootstrap.log" 2>&1; then
+			echo "debootstrap failed (see $WORK/debootstrap.log): using a copy of /usr" >&2
+			rm -rf "$rootfs"
 			mkdir -p "$rootfs/usr/share" && cp -a /usr/bin /usr/sbin "$rootfs/usr/" && cp -a /usr/share/doc /usr/share/man "$rootfs/usr/share/"
 		fi
 	fi
 	truncate -s "${IMAGE_GIB}G" "$WORK/a.img"
 	mkfs.ext4 -q -F -d "$rootfs" "$WORK/a.img"
 fi
-# (b) a copy changed realistically: new files (a package's worth) and logs.
+# (b) a copy changed realistically, in place: packages installed (python3
+# and curl, with apt in a chroot) and logs written.
 if [ ! -f "$WORK/b.img" ]; then
 	cp --sparse=always "$WORK/a.img" "$WORK/b.img"
-	extra="$WORK/extra"; rm -rf "$extra"; mkdir -p "$extra"
-	cp -a /usr/lib/x86_64-linux-gnu/perl* "$extra/" 2>/dev/null || cp -a /usr/share/doc "$extra/"
-	for i in $(seq 1 50); do head -c 200000 /dev/urandom | base64 >"$extra/log$i.log"; done
 	mnt="$WORK/mnt"; mkdir -p "$mnt"
 	if mount -o loop "$WORK/b.img" "$mnt" 2>/dev/null; then
-		mkdir -p "$mnt/opt/extra" && cp -a "$extra/." "$mnt/opt/extra/"
-		for f in "$mnt"/usr/bin/*; do [ -f "$f" ] && echo "# touched" >>"$f"; done 2>/dev/null | head -0 || true
+		installed=no
+		if [ -x "$mnt/usr/bin/apt-get" ]; then
+			mount -t proc proc "$mnt/proc" && mount --bind /dev "$mnt/dev"
+			cp /etc/resolv.conf "$mnt/etc/resolv.conf" 2>/dev/null
+			chroot "$mnt" apt-get install -y -qq python3 curl >"$WORK/apt.log" 2>&1 && installed=yes
+			chroot "$mnt" apt-get clean >/dev/null 2>&1
+			umount "$mnt/dev" "$mnt/proc"
+		fi
+		if [ $installed = no ]; then
+			echo "no packages installed in the image (see $WORK/apt.log): copying files instead" >&2
+			mkdir -p "$mnt/opt/extra" && cp -a /usr/lib/python3* "$mnt/opt/extra/" 2>/dev/null
+		fi
+		mkdir -p "$mnt/var/log/bench"
+		for i in $(seq 1 50); do head -c 200000 /dev/urandom | base64 >"$mnt/var/log/bench/log$i.log"; done
 		umount "$mnt"
 	else
-		# No loop devices (a container): write the new files with debugfs.
+		# No loop devices (a container): write new files with debugfs.
+		extra="$WORK/extra"; rm -rf "$extra"; mkdir -p "$extra"
+		cp -a /usr/lib/x86_64-linux-gnu/perl* "$extra/" 2>/dev/null || cp -a /usr/share/doc "$extra/"
+		for i in $(seq 1 50); do head -c 200000 /dev/urandom | base64 >"$extra/log$i.log"; done
 		cmds="$WORK/debugfs.cmds"; echo "mkdir /opt/extra" >"$cmds"
 		(cd "$extra" && find . -type d ! -name . -printf 'mkdir /opt/extra/%P\n'; find . -type f -printf 'write %P /opt/extra/%P\n' | sed "s|^write |write $extra/|") >>"$cmds"
 		debugfs -w -f "$cmds" "$WORK/b.img" >/dev/null 2>&1
@@ -70,6 +85,7 @@ wirebytes() { inns tc -s qdisc show dev lo | awk '/Sent/ {print $2; exit}'; }
 # receiver is started first. Prints one table row.
 run() {
 	local name=$1 file=$2 recv=$3 send=$4 out="$WORK/out"
+	[[ -n "${ONLY:-}" && ! "$name" =~ $ONLY ]] && return
 	rm -rf "$out" "$out".nvpart "$WORK/dst"; mkdir -p "$WORK/dst"
 	[ -n "${PREPARE:-}" ] && eval "$PREPARE"
 	local w0; w0=$(wirebytes)

@@ -22,6 +22,7 @@ type levelCtl struct {
 	waitOut, waitIn time.Duration
 	blocks          int
 	hold            int // windows to wait before the next change
+	now             func() time.Time
 }
 
 // Window of the controller and the fraction of it a side must wait to
@@ -33,7 +34,8 @@ const (
 )
 
 func newLevelCtl(level int) *levelCtl {
-	c := &levelCtl{max: 3, winStart: time.Now()}
+	c := &levelCtl{max: 3, now: time.Now}
+	c.winStart = c.now()
 	switch {
 	case level < 0:
 		c.fixed = true
@@ -60,12 +62,12 @@ func (c *levelCtl) observe(in, out time.Duration) {
 	c.waitIn += in
 	c.waitOut += out
 	c.blocks++
-	el := time.Since(c.winStart)
+	el := c.now().Sub(c.winStart)
 	if el < levelWindow || c.blocks < levelWindowMin {
 		return
 	}
 	c.decide(el)
-	c.winStart, c.waitIn, c.waitOut, c.blocks = time.Now(), 0, 0, 0
+	c.winStart, c.waitIn, c.waitOut, c.blocks = c.now(), 0, 0, 0
 }
 
 func (c *levelCtl) decide(el time.Duration) {
@@ -78,7 +80,11 @@ func (c *levelCtl) decide(el time.Duration) {
 	switch {
 	case c.waitOut > busy && c.waitOut > 2*c.waitIn && l < c.max:
 		l++
-	case c.waitIn > busy && c.waitIn > 2*c.waitOut && l > 0:
+	case c.waitIn > busy && c.waitIn > 2*c.waitOut && l > 1:
+		l--
+	case c.waitIn > el/2 && c.waitOut < el/10 && l == 1:
+		// Raw blocks only when compressing at the fastest level is clearly
+		// what holds the transfer back.
 		l--
 	default:
 		return
