@@ -12,7 +12,9 @@ import (
 // CPU to spare: compress harder. Waiting for the compressors means the
 // link has room: compress faster, down to sending raw blocks. A change
 // takes effect only on blocks compressed after it, so the controller holds
-// each level for a while before judging it.
+// each level for a while before judging it; and a level left at once for
+// the one it was reached from is not tried again for a while, longer each
+// time, so that a machine short of CPU does not make it flap.
 type levelCtl struct {
 	fixed bool
 	cur   atomic.Int32
@@ -22,6 +24,11 @@ type levelCtl struct {
 	waitOut, waitIn time.Duration
 	blocks          int
 	hold            int // windows to wait before the next change
+	windows         int // windows judged so far
+	since, from     int // when the current level was reached, and from which
+	ban, penalty    [5]int
+	bytes           int64
+	thr             [5]float64 // source bytes per second last seen at each level
 	now             func() time.Time
 }
 
@@ -34,7 +41,7 @@ const (
 )
 
 func newLevelCtl(level int) *levelCtl {
-	c := &levelCtl{max: 3, now: time.Now}
+	c := &levelCtl{max: 3, now: time.Now, from: -1, hold: 2}
 	c.winStart = c.now()
 	switch {
 	case level < 0:
@@ -55,27 +62,31 @@ func (c *levelCtl) level() int { return int(c.cur.Load()) }
 
 // observe records one block put on the wire by the writer, which waited in
 // for it to be ready and out to write it. Only the writer calls it.
-func (c *levelCtl) observe(in, out time.Duration) {
+func (c *levelCtl) observe(n int64, in, out time.Duration) {
 	if c.fixed {
 		return
 	}
 	c.waitIn += in
 	c.waitOut += out
+	c.bytes += n
 	c.blocks++
 	el := c.now().Sub(c.winStart)
 	if el < levelWindow || c.blocks < levelWindowMin {
 		return
 	}
 	c.decide(el)
-	c.winStart, c.waitIn, c.waitOut, c.blocks = c.now(), 0, 0, 0
+	c.winStart, c.waitIn, c.waitOut, c.blocks, c.bytes = c.now(), 0, 0, 0, 0
 }
 
 func (c *levelCtl) decide(el time.Duration) {
+	c.windows++
+	cur := c.level()
+	c.thr[cur] = float64(c.bytes) / el.Seconds()
 	if c.hold > 0 {
 		c.hold--
 		return
 	}
-	l := c.level()
+	l := cur
 	busy := time.Duration(levelBusy * float64(el))
 	switch {
 	case c.waitOut > busy && c.waitOut > 2*c.waitIn && l < c.max:
@@ -89,6 +100,23 @@ func (c *levelCtl) decide(el time.Duration) {
 	default:
 		return
 	}
+	if c.windows < c.ban[l] {
+		return
+	}
+	if l == c.from && c.windows-c.since <= 4 {
+		// Straight back: of the two levels, the one that moved less data
+		// is not tried again for a while.
+		worse := cur
+		if c.thr[cur] > c.thr[l] {
+			worse = l
+		}
+		c.penalty[worse] = min(max(4, 2*c.penalty[worse]), 256)
+		c.ban[worse] = c.windows + c.penalty[worse]
+		if worse == l {
+			return
+		}
+	}
+	c.from, c.since = cur, c.windows
 	c.cur.Store(int32(l))
 	c.hold = 2
 }

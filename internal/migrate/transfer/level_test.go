@@ -9,6 +9,11 @@ import (
 // blocks and out for the link, in that proportion of each window, and
 // returns the levels after each window.
 func feed(c *levelCtl, windows int, in, out float64) []int {
+	return feedRate(c, windows, in, out, 1<<20)
+}
+
+// feedRate is feed with n source bytes in each block, ten blocks a window.
+func feedRate(c *levelCtl, windows int, in, out float64, n int64) []int {
 	t := time.Unix(0, 0)
 	c.now = func() time.Time { return t }
 	c.winStart = t
@@ -16,10 +21,10 @@ func feed(c *levelCtl, windows int, in, out float64) []int {
 	for range windows {
 		for range 10 {
 			step := levelWindow / 10
-			c.observe(time.Duration(in*float64(step)), time.Duration(out*float64(step)))
+			c.observe(n, time.Duration(in*float64(step)), time.Duration(out*float64(step)))
 			t = t.Add(step)
 		}
-		c.observe(0, 0) // closes the window
+		c.observe(0, 0, 0) // closes the window
 		levels = append(levels, c.level())
 	}
 	return levels
@@ -28,8 +33,9 @@ func feed(c *levelCtl, windows int, in, out float64) []int {
 func TestLevelController(t *testing.T) {
 	// Waiting for the link: compress harder, a step at a time, up to 3.
 	c := newLevelCtl(0)
-	if got := feed(c, 12, 0.05, 0.8); got[len(got)-1] != 3 || got[0] != 2 {
-		t.Errorf("link-bound levels %v, want up from 2 to 3", got)
+	// The first windows (the pipeline filling) are not judged.
+	if got := feed(c, 12, 0.05, 0.8); got[len(got)-1] != 3 || got[1] != 1 || got[2] != 2 {
+		t.Errorf("link-bound levels %v, want 1, 1, then up from 2 to 3", got)
 	}
 	// Waiting for the compressors: back down to 1, and not to raw while
 	// the link is busy too.
@@ -52,5 +58,43 @@ func TestLevelController(t *testing.T) {
 	}
 	if c := newLevelCtl(-1); c.level() != 0 {
 		t.Errorf("level -1 compresses at %d", c.level())
+	}
+}
+
+// A level that is left straight away for the one before is not tried
+// again soon: on a machine where level 1 is short of CPU but raw blocks
+// saturate the link, the controller settles on 1 most of the time.
+func TestLevelControllerBacksOff(t *testing.T) {
+	for _, tt := range []struct {
+		name          string
+		n1, n0        int64 // source bytes per block at level 1 and raw
+		want, atLeast int
+	}{
+		{"compressed moves more", 2 << 20, 1 << 20, 1, 160},
+		{"raw moves more", 1 << 20, 2 << 20, 0, 160},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newLevelCtl(0)
+			tm := time.Unix(0, 0)
+			c.now = func() time.Time { return tm }
+			c.winStart = tm
+			counts := map[int]int{}
+			for range 200 {
+				// Level 1: compression holds it back; raw: the link does.
+				in, out, n := 0.7, 0.02, tt.n1
+				if c.level() == 0 {
+					in, out, n = 0.01, 0.9, tt.n0
+				}
+				for range 10 {
+					c.observe(n, time.Duration(in*float64(levelWindow/10)), time.Duration(out*float64(levelWindow/10)))
+					tm = tm.Add(levelWindow / 10)
+				}
+				c.observe(0, 0, 0)
+				counts[c.level()]++
+			}
+			if counts[tt.want] < tt.atLeast {
+				t.Errorf("windows per level %v: want mostly %d", counts, tt.want)
+			}
+		})
 	}
 }
