@@ -452,11 +452,11 @@ type blockPlan struct {
 	ops  []byte
 	nops int
 	// kind, src, off and n of the operation being extended.
-	kind     byte
-	src      uint16
-	off, n   int64
-	litStart int // start in the block of the current literal run, -1 if none
-	lits     [][2]int
+	kind   byte
+	src    uint16
+	off, n int64
+	// lits are the literal runs, [start, end) in the block.
+	lits [][2]int
 }
 
 func (b *blockPlan) reset() {
