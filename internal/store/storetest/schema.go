@@ -16,7 +16,7 @@ var Tables = []string{
 
 // Indexes are the named indexes that every store's schema has.
 var Indexes = []string{
-	"alert_rules_tenant_id", "alerts_rule_id", "alerts_status", "alerts_tenant_id",
+	"alert_rules_tenant_id", "alerts_open", "alerts_rule_id", "alerts_status", "alerts_tenant_id",
 	"audit_logs_action", "audit_logs_tenant_id_ts", "audit_logs_ts", "audit_logs_user_id",
 	"migrations_status", "migrations_vm_id", "operations_status", "operations_vm_id",
 	"sessions_expires_at", "sessions_user_id", "system_metrics_chunk_end", "users_tenant_id",
@@ -148,6 +148,11 @@ func RunSchema(t *testing.T, db DB) {
 		"rule severity":          `UPDATE alert_rules SET severity = 'fatal'`,
 		"alert status":           `UPDATE alerts SET status = 'open'`,
 		"alert severity":         `UPDATE alerts SET severity = 'fatal'`,
+		"rule comparator":        `UPDATE alert_rules SET comparator = '=='`,
+		"rule resource":          `UPDATE alert_rules SET resource = 'disk'`,
+		"alert resolved end":     `UPDATE alerts SET status = 'resolved'`,
+		"alert open twice":       `INSERT INTO alerts (id, rule_id, name, severity, status, labels, start_time)
+			VALUES ('01900000-0000-7000-8000-000000000d12', ` + rule1 + `, 'cpu', 'warning', 'acknowledged', '{}', ` + ts + `)`,
 		"migration type":         `UPDATE migrations SET type = 'hot'`,
 		"migration status":       `UPDATE migrations SET status = 'paused'`,
 		"migration vm fk":        `UPDATE migrations SET vm_id = ` + absent,
@@ -175,9 +180,13 @@ func RunSchema(t *testing.T, db DB) {
 	noErr(t, db.Exec(`DELETE FROM users WHERE id = `+user1), "delete user")
 	count(`SELECT count(*) FROM sessions`, 0)
 	count(`SELECT count(*) FROM vms WHERE id = `+vm1+` AND owner_id IS NULL`, 1)
+	// Severity error, and a resolved alert beside the open one.
+	noErr(t, db.Exec(`UPDATE alert_rules SET severity = 'error'`), "severity error")
+	noErr(t, db.Exec(`INSERT INTO alerts (id, rule_id, name, severity, status, labels, start_time, end_time)
+		VALUES ('01900000-0000-7000-8000-000000000d13', `+rule1+`, 'cpu', 'error', 'resolved', '{}', `+ts+`, `+ts+`)`), "resolved alert")
 	// Deleting a rule keeps its alerts.
 	noErr(t, db.Exec(`DELETE FROM alert_rules WHERE id = `+rule1), "delete rule")
-	count(`SELECT count(*) FROM alerts WHERE rule_id IS NULL`, 1)
+	count(`SELECT count(*) FROM alerts WHERE rule_id IS NULL`, 2)
 	// Deleting a VM deletes its metrics and migrations, not its operations.
 	noErr(t, db.Exec(`DELETE FROM vms WHERE id = `+vm1), "delete vm")
 	count(`SELECT count(*) FROM vm_metrics`, 0)
