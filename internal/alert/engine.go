@@ -226,8 +226,11 @@ func (e *Engine) Observe(hosts []novacron.HostSample, vms []novacron.VMSample) {
 	select {
 	case e.samples <- b:
 	default:
-		n := e.dropped.Add(1)
-		e.log.Warn("alert engine is behind: samples dropped", "hosts", len(hosts), "vms", len(vms), "dropped_total", n)
+		// The first drop, then every hundredth: a flood of log lines would
+		// only slow the engine further.
+		if n := e.dropped.Add(1); n%100 == 1 {
+			e.log.Warn("alert engine is behind: samples dropped", "hosts", len(hosts), "vms", len(vms), "dropped_total", n)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -533,5 +534,30 @@ func TestObserveDrops(t *testing.T) {
 	counts, err := f.e.Counts(f.ctx)
 	if err != nil || len(counts) != 3 || counts["firing"] != 0 {
 		t.Fatalf("counts %v, %v", counts, err)
+	}
+}
+
+// TestTenantRuleLimit: a tenant's rules are bounded.
+func TestTenantRuleLimit(t *testing.T) {
+	f := newFixture(t, nil)
+	for i := range MaxTenantRules {
+		r := &novacron.AlertRule{Name: "r" + strconv.Itoa(i), Metric: "cpu_usage", Comparator: ">", Threshold: 1,
+			Scope: novacron.AlertScope{TenantID: f.tenant.ID}}
+		if err := f.st.CreateAlertRule(f.ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var q RuleRequest
+	if err := json.Unmarshal([]byte(`{"name":"one more","metric":"cpu_usage","comparator":">","threshold":1}`), &q); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.e.CreateRule(f.ctx, f.op, q); !novacron.IsCode(err, novacron.EQuotaExceeded) {
+		t.Fatalf("rule %d: %v, want quota_exceeded", MaxTenantRules+1, err)
+	}
+	if _, err := f.e.CreateRule(f.ctx, f.otherOp, q); err != nil {
+		t.Fatalf("another tenant: %v", err)
+	}
+	if _, err := f.e.CreateRule(f.ctx, f.admin, q); err != nil {
+		t.Fatalf("a cluster-wide rule: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package alert
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/novacron/novacron"
@@ -26,6 +27,10 @@ type RuleRequest struct {
 
 // maxDurationText bounds the text of "for".
 const maxDurationText = 32
+
+// MaxTenantRules bounds the rules of one tenant, which every sample of its
+// VMs is evaluated against.
+const MaxTenantRules = 200
 
 // apply writes the request's fields onto r.
 func (q *RuleRequest) apply(r *novacron.AlertRule) error {
@@ -111,6 +116,16 @@ func (e *Engine) CreateRule(ctx context.Context, a *novacron.Actor, q RuleReques
 	}
 	if err := e.checkRule(a, r); err != nil {
 		return nil, err
+	}
+	if r.Scope.TenantID != "" {
+		rules, _, err := e.store.ListAlertRules(ctx, novacron.TenantScope(r.Scope.TenantID), novacron.Page{Limit: MaxTenantRules})
+		if err != nil {
+			return nil, err
+		}
+		if len(rules) >= MaxTenantRules {
+			return nil, &novacron.Error{Code: novacron.EQuotaExceeded, Message: "a tenant has at most " +
+				strconv.Itoa(MaxTenantRules) + " alert rules", Details: map[string]any{"quota": "alert_rules", "limit": MaxTenantRules}}
+		}
 	}
 	if err := e.store.CreateAlertRule(ctx, r); err != nil {
 		return nil, err

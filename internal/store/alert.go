@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/novacron/novacron"
@@ -99,7 +100,7 @@ func PrepareAlert(a *novacron.Alert) (novacron.Alert, error) {
 		v.TenantID = t
 	}
 	if len(v.Description) > novacron.MaxAlertDescriptionLen {
-		v.Description = v.Description[:novacron.MaxAlertDescriptionLen]
+		v.Description = strings.ToValidUTF8(v.Description[:novacron.MaxAlertDescriptionLen], "")
 	}
 	v.StartTime = Time(v.StartTime)
 	if err := AssignID(&v.ID); err != nil {
