@@ -176,6 +176,28 @@ func (r AlertRule) MarshalJSON() ([]byte, error) {
 	}{plain(r), r.For.String()})
 }
 
+// UnmarshalJSON reads For from a Go duration string, as MarshalJSON
+// writes it.
+func (r *AlertRule) UnmarshalJSON(b []byte) error {
+	type plain AlertRule
+	v := struct {
+		*plain
+		For string `json:"for"`
+	}{plain: (*plain)(r)}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	r.For = 0
+	if v.For != "" {
+		d, err := time.ParseDuration(v.For)
+		if err != nil {
+			return FieldError("for", "must be a duration like \"5m\"")
+		}
+		r.For = d
+	}
+	return nil
+}
+
 // Alert is one firing (or once firing) of a rule on one resource. There is
 // at most one open (firing or acknowledged) alert per rule and resource.
 // TenantID is the tenant of the VM; alerts on hosts have none and only

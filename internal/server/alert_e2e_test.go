@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/api"
 	"github.com/novacron/novacron/internal/events"
 	"github.com/novacron/novacron/internal/server"
 )
@@ -212,6 +214,31 @@ func TestAlertRulesAPI(t *testing.T) {
 	if actions["alert_rule.create"] != 8 || actions["alert_rule.update"] != 3 || actions["alert_rule.delete"] != 2 {
 		t.Fatalf("audit %v", actions)
 	}
+	// The Go client.
+	c := api.New(h.url, api.WithToken(op))
+	ctx := context.Background()
+	name, metric, cmp, thr, dur := "disk", "disk_usage", ">=", 75.0, "10m"
+	cr, err := c.CreateAlertRule(ctx, api.AlertRuleRequest{Name: &name, Metric: &metric, Comparator: &cmp, Threshold: &thr, For: &dur})
+	if err != nil || cr.For != 10*time.Minute || cr.Scope.TenantID != defTenant {
+		t.Fatalf("client create: %+v, %v", cr, err)
+	}
+	off := false
+	if ur, err := c.UpdateAlertRule(ctx, cr.ID, api.AlertRuleRequest{Enabled: &off}); err != nil || ur.Enabled || ur.For != 10*time.Minute {
+		t.Fatalf("client update: %+v, %v", ur, err)
+	}
+	if l, err := c.ListAlertRules(ctx, 0, ""); err != nil || len(l.Items) != 1 || l.Items[0].ID != cr.ID {
+		t.Fatalf("client list: %+v, %v", l, err)
+	}
+	if _, err := c.GetAlertRule(ctx, field(defaults[0], "id")); err == nil {
+		t.Fatal("client: an operator got a cluster-wide rule")
+	}
+	if err := c.DeleteAlertRule(ctx, cr.ID); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := c.ListAlerts(ctx, api.AlertFilter{Status: "firing"}); err != nil || len(l.Items) != 0 {
+		t.Fatalf("client alerts: %+v, %v", l, err)
+	}
+
 	// The webhook's token is in the rule, never in the log.
 	if strings.Contains(h.log.String(), "token=secret") {
 		t.Error("the log holds a webhook URL's token")
