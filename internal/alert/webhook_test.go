@@ -173,6 +173,7 @@ func TestEngineRunning(t *testing.T) {
 		c.Now = time.Now
 		c.WebhookAllow = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 		c.WebhookSecret = []byte("k")
+		c.ResolveAfter = time.Nanosecond
 	})
 	f.rule(f.admin, `{"name":"hot host","metric":"load_average_1","comparator":">","threshold":4,"webhook_url":"`+h.URL+`/x"}`)
 	if err := f.e.Start(f.ctx); err != nil {
@@ -195,6 +196,23 @@ func TestEngineRunning(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("webhook not called")
+	}
+	// Clear twice (the second a little later): resolved, and called again.
+	for range 3 {
+		f.e.Observe([]novacron.HostSample{{NodeID: f.node.ID, HostPoint: novacron.HostPoint{LoadAverage1: pf(1)}}}, nil)
+	}
+	_, r := f.event()
+	if r.ID != a.ID || r.Status != novacron.AlertResolved {
+		t.Fatalf("resolved %+v", r)
+	}
+	select {
+	case c := <-h.got:
+		var got novacron.Alert
+		if err := json.Unmarshal(c.body, &got); err != nil || got.ID != a.ID || got.Status != novacron.AlertResolved {
+			t.Fatalf("webhook body %s", c.body)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("webhook not called on resolution")
 	}
 	f.e.Close()
 }
