@@ -15,6 +15,7 @@
 package alert
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -385,11 +386,16 @@ func (e *Engine) observe(ctx context.Context, b batch) {
 			for i := range b.vms {
 				vs := &b.vms[i]
 				v := novacron.VMValue(&vs.VMPoint, r.Metric)
-				if v == nil || !e.vmInScope(r, vs.VMID, vs.TenantID, vs.NodeID) {
+				tenant, node := vs.TenantID, vs.NodeID
+				if vm := e.vms[vs.VMID]; vm != nil {
+					// The sample's tenant and node, else the VM's as last read.
+					tenant, node = cmp.Or(tenant, vm.TenantID), cmp.Or(node, vm.NodeID)
+				}
+				if v == nil || !e.vmInScope(r, vs.VMID, tenant, node) {
 					continue
 				}
 				s := e.seriesOf(r, novacron.ResourceVM, vs.VMID)
-				s.tenant, s.labels, s.what = vs.TenantID, e.vmLabels(vs.VMID), "VM "+e.vmName(vs.VMID)
+				s.tenant, s.labels, s.what = tenant, e.vmLabels(vs.VMID), "VM "+e.vmName(vs.VMID)
 				e.evaluateValue(ctx, r, s, *v, now)
 			}
 		}

@@ -561,3 +561,17 @@ func TestTenantRuleLimit(t *testing.T) {
 		t.Fatalf("a cluster-wide rule: %v", err)
 	}
 }
+
+// TestSampleWithoutTenant: a sample that does not name its VM's tenant
+// or node gets them from the VM.
+func TestSampleWithoutTenant(t *testing.T) {
+	f := newFixture(t, nil)
+	vm := f.mkVM("web", f.tenant.ID, nil)
+	f.rule(f.op, `{"name":"mem","metric":"memory_usage","comparator":">","threshold":10,"scope":{"node_id":"`+f.node.ID+`"}}`)
+	f.e.tick(f.ctx)
+	f.e.observe(f.ctx, batch{vms: []novacron.VMSample{{VMID: vm.ID, VMPoint: novacron.VMPoint{MemoryUsage: pf(50)}}}})
+	ev, a := f.event()
+	if a.TenantID != f.tenant.ID || ev.TenantID != f.tenant.ID {
+		t.Fatalf("alert %+v", a)
+	}
+}
