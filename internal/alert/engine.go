@@ -463,9 +463,14 @@ func (e *Engine) step(ctx context.Context, r *novacron.AlertRule, s *series, bre
 	}
 }
 
-// tick refreshes the VMs and nodes, evaluates the event conditions and
+// tick reloads the rules, refreshes the VMs and nodes, evaluates the event conditions and
 // resolves the metric alerts of resources that stopped reporting.
 func (e *Engine) tick(ctx context.Context) {
+	// Rules also change without the API (a deleted tenant takes its
+	// rules along, another replica writes): read them again.
+	if err := e.loadRules(ctx); err != nil {
+		e.log.Error("load alert rules", "err", err)
+	}
 	now := e.cfg.Now()
 	vmsOK, nodesOK := e.refreshVMs(ctx), e.refreshNodes(ctx)
 	for _, r := range e.sortedRules() {

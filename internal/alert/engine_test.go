@@ -575,3 +575,29 @@ func TestSampleWithoutTenant(t *testing.T) {
 		t.Fatalf("alert %+v", a)
 	}
 }
+
+// TestRulesReadOnTick: a rule written past the engine (another replica,
+// a tenant's deletion) is seen at the next tick.
+func TestRulesReadOnTick(t *testing.T) {
+	f := newFixture(t, nil)
+	vm := f.mkVM("web", f.tenant.ID, nil)
+	r := &novacron.AlertRule{Name: "direct", Metric: "memory_usage", Comparator: ">", Threshold: 10, Enabled: true,
+		Scope: novacron.AlertScope{TenantID: f.tenant.ID}}
+	if err := f.st.CreateAlertRule(f.ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	f.vmSample(vm, pf(50))
+	f.noEvent()
+	f.e.tick(f.ctx)
+	f.vmSample(vm, pf(50))
+	if _, a := f.event(); a.RuleID != r.ID {
+		t.Fatalf("alert %+v", a)
+	}
+	if err := f.st.DeleteAlertRule(f.ctx, novacron.AllTenants, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.e.tick(f.ctx)
+	if _, a := f.event(); a.Status != novacron.AlertResolved {
+		t.Fatalf("alert of a rule deleted past the engine %+v", a)
+	}
+}
