@@ -51,6 +51,8 @@ func newServerCmd(e *env) *cobra.Command {
 		sf                  serverFlags
 		cfg                 server.Config
 		secretFile          string
+		webhookSecretFile   string
+		webhookAllow        []string
 		cors, proxies       []string
 		logLevel, logFormat string
 		shutdownTimeout     time.Duration
@@ -102,6 +104,29 @@ terminal, never in the log.`,
 					return usagef("--trusted-proxies: %v", err)
 				}
 				cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
+			}
+			if webhookSecretFile != "" {
+				if cfg.AlertWebhookSecret != "" {
+					return usagef("--alert-webhook-secret and --alert-webhook-secret-file exclude each other")
+				}
+				b, err := os.ReadFile(webhookSecretFile)
+				if err != nil {
+					return usagef("--alert-webhook-secret-file: %v", err)
+				}
+				cfg.AlertWebhookSecret = strings.TrimSpace(string(b))
+				if cfg.AlertWebhookSecret == "" {
+					return usagef("--alert-webhook-secret-file: the file is empty")
+				}
+			}
+			if cfg.AlertInterval <= 0 || cfg.AlertResolveAfter < 0 || cfg.AlertStaleAfter <= 0 {
+				return usagef("--alert-interval and --alert-stale-after must be positive, --alert-resolve-after not negative")
+			}
+			for _, p := range webhookAllow {
+				pfx, err := parsePrefix(p)
+				if err != nil {
+					return usagef("--alert-webhook-allow: %v", err)
+				}
+				cfg.AlertWebhookAllow = append(cfg.AlertWebhookAllow, pfx.Masked())
 			}
 			cfg.QEMUAccel = cmd.Flags().Lookup("qemu-accel").Value.String()
 			if cfg.ConsoleLogMax < 4096 {
@@ -166,6 +191,12 @@ terminal, never in the log.`,
 	fl.Int64Var(&cfg.MaxImageSize, "max-image-size", 20<<30, "largest image upload in `bytes`")
 	fl.BoolVar(&cfg.QEMUCopyBaseImage, "qemu-copy-base-image", false, "make a qemu guest's disk a full copy of its image instead of an overlay backed by it")
 	fl.Int64Var(&cfg.ConsoleLogMax, "console-log-max", 1<<20, "cap of a qemu guest's console log in `bytes` (about twice this is kept)")
+	fl.DurationVar(&cfg.AlertInterval, "alert-interval", 15*time.Second, "how often alert rules are evaluated besides when samples arrive (event conditions, resources that stopped reporting)")
+	fl.DurationVar(&cfg.AlertResolveAfter, "alert-resolve-after", time.Minute, "how long an alert's condition must stay clear before it resolves")
+	fl.DurationVar(&cfg.AlertStaleAfter, "alert-stale-after", 3*time.Minute, "how long a resource may send no samples before its metric alerts resolve")
+	fl.StringVar(&cfg.AlertWebhookSecret, "alert-webhook-secret", "", "key of the HMAC-SHA256 signature of webhook calls; generated into the data directory when unset")
+	fl.StringVar(&webhookSecretFile, "alert-webhook-secret-file", "", "read the webhook signing key from this `file`")
+	fl.StringSliceVar(&webhookAllow, "alert-webhook-allow", nil, "addresses or CIDRs of loopback, private or link-local networks webhooks may call (refused by default)")
 	return markSettings(cmd)
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/novacron/novacron"
+	"github.com/novacron/novacron/internal/alert"
 	"github.com/novacron/novacron/internal/auth"
 	"github.com/novacron/novacron/internal/images"
 	"github.com/novacron/novacron/internal/vm"
@@ -45,6 +46,9 @@ type Config struct {
 	OpenAPI []byte
 	// Images keeps uploaded images; without it the image routes answer 503.
 	Images *images.Store
+	// Alerts serves the alert rules and alerts; without it their routes
+	// answer 503.
+	Alerts *alert.Engine
 	// UploadTimeout bounds reading an upload's body (default 4h), in place
 	// of the server's read timeout.
 	UploadTimeout time.Duration

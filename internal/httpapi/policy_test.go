@@ -58,6 +58,13 @@ var expectedAccess = map[string]string{
 	"image.delete":         "members", // a public image: the store asks for admin
 	"node.list":            "operators",
 	"node.get":             "operators",
+	"alert.list":           "members", // the store's scope: their tenant's alerts (admins: all)
+	"alert.acknowledge":    "operators",
+	"alert_rule.list":      "operators",
+	"alert_rule.create":    "operators", // operators: their tenant's VMs only (alert.Engine.CreateRule)
+	"alert_rule.get":       "operators",
+	"alert_rule.update":    "operators",
+	"alert_rule.delete":    "operators",
 }
 
 // TestRouteMatrix checks the decision over every route, every role and a

@@ -102,6 +102,17 @@ func (a *API) routeTable() []route {
 
 		{method: "GET", path: "/api/nodes", policy: auth.Operator, action: "node.list", resource: "node", h: a.listNodes},
 		{method: "GET", path: "/api/nodes/{id}", policy: auth.Operator, action: "node.get", resource: "node", h: a.getNode},
+
+		// Alerts are seen by every member of their tenant (those on hosts
+		// and other cluster-wide ones by admins); rules are managed by
+		// operators (their tenant's VMs) and admins (anything).
+		{method: "GET", path: "/api/monitoring/alerts", policy: auth.Member, action: "alert.list", resource: "alert", h: a.listAlerts},
+		{method: "POST", path: "/api/monitoring/alerts/{id}/acknowledge", policy: auth.Operator, action: "alert.acknowledge", resource: "alert", h: a.acknowledgeAlert},
+		{method: "GET", path: "/api/monitoring/alert-rules", policy: auth.Operator, action: "alert_rule.list", resource: "alert_rule", h: a.listAlertRules},
+		{method: "POST", path: "/api/monitoring/alert-rules", policy: auth.Operator, action: "alert_rule.create", resource: "alert_rule", h: a.createAlertRule},
+		{method: "GET", path: "/api/monitoring/alert-rules/{id}", policy: auth.Operator, action: "alert_rule.get", resource: "alert_rule", h: a.getAlertRule},
+		{method: "PUT", path: "/api/monitoring/alert-rules/{id}", policy: auth.Operator, action: "alert_rule.update", resource: "alert_rule", h: a.updateAlertRule},
+		{method: "DELETE", path: "/api/monitoring/alert-rules/{id}", policy: auth.Operator, action: "alert_rule.delete", resource: "alert_rule", h: a.deleteAlertRule},
 	}
 }
 

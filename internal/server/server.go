@@ -26,11 +26,13 @@ import (
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/api"
 	"github.com/novacron/novacron/internal/agent"
+	"github.com/novacron/novacron/internal/alert"
 	"github.com/novacron/novacron/internal/auth"
 	"github.com/novacron/novacron/internal/driver"
 	"github.com/novacron/novacron/internal/driver/container"
 	"github.com/novacron/novacron/internal/driver/process"
 	"github.com/novacron/novacron/internal/driver/qemu"
+	"github.com/novacron/novacron/internal/events"
 	"github.com/novacron/novacron/internal/httpapi"
 	"github.com/novacron/novacron/internal/images"
 	"github.com/novacron/novacron/internal/store/postgres"
@@ -90,6 +92,20 @@ type Config struct {
 	// MaxImageSize bounds an image upload in bytes (default 20 GiB).
 	MaxImageSize int64
 
+	// AlertInterval is how often alert rules are evaluated without samples
+	// (default 15s); AlertResolveAfter how long a condition stays clear
+	// before its alert resolves (default 1m); AlertStaleAfter how long a
+	// resource may send no samples before its metric alerts resolve
+	// (default 3m).
+	AlertInterval     time.Duration
+	AlertResolveAfter time.Duration
+	AlertStaleAfter   time.Duration
+	// AlertWebhookSecret signs webhook calls; generated into the data
+	// directory when empty.
+	AlertWebhookSecret string
+	// AlertWebhookAllow are internal addresses webhooks may call.
+	AlertWebhookAllow []netip.Prefix
+
 	Logger *slog.Logger
 	// Terminal, when set, is where a generated admin password is shown. It
 	// is never the log.
@@ -103,6 +119,8 @@ type Server struct {
 	store Store
 	agent *agent.Agent
 	vms   *vm.Service
+	bus   *events.Bus
+	alert *alert.Engine
 	api   *httpapi.API
 	http  *http.Server
 	ln    net.Listener
@@ -142,6 +160,9 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		if err == nil {
 			return
 		}
+		if s.alert != nil {
+			s.alert.Close()
+		}
 		if s.vms != nil {
 			s.vms.Close()
 		}
@@ -172,6 +193,10 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openNode(ctx, imgs); err != nil {
 		return nil, err
 	}
+	s.bus = events.NewBus()
+	if err := s.openAlerts(ctx); err != nil {
+		return nil, err
+	}
 	s.api = httpapi.New(httpapi.Config{
 		Version:           Version,
 		AllowRegistration: cfg.AllowRegistration,
@@ -182,10 +207,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MetricsToken:      cfg.MetricsToken,
 		MetricsPublic:     cfg.MetricsPublic,
 		TLS:               cfg.TLSCert != "",
-		Features:          []string{"auth", "tenants", "audit", "vms", "operations", "images"},
+		Features:          []string{"auth", "tenants", "audit", "vms", "operations", "images", "alerts"},
 		Drivers:           s.vms.Drivers(),
 		OpenAPI:           api.OpenAPI,
 		Images:            imgs,
+		Alerts:            s.alert,
 	}, s.store, authn, s.vms, cfg.Logger.With("component", "http"))
 
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -271,6 +297,54 @@ func (s *Server) openNode(ctx context.Context, imgs *images.Store) error {
 	return nil
 }
 
+// openAlerts starts the alert engine with the webhook secret from the
+// configuration or generated into the data directory.
+func (s *Server) openAlerts(ctx context.Context) error {
+	secret := []byte(s.cfg.AlertWebhookSecret)
+	if len(secret) == 0 {
+		var err error
+		if secret, err = readOrCreateSecret(filepath.Join(s.cfg.DataDir, "alert-webhook-secret")); err != nil {
+			return fmt.Errorf("alert webhook secret: %w", err)
+		}
+	}
+	s.alert = alert.New(s.store, alert.Config{
+		Interval:      s.cfg.AlertInterval,
+		ResolveAfter:  s.cfg.AlertResolveAfter,
+		StaleAfter:    s.cfg.AlertStaleAfter,
+		WebhookSecret: secret,
+		WebhookAllow:  s.cfg.AlertWebhookAllow,
+	}, s.bus, s.log.With("component", "alert"))
+	if err := s.alert.Start(ctx); err != nil {
+		s.alert = nil
+		return err
+	}
+	return nil
+}
+
+// readOrCreateSecret reads a secret file of the data directory, or
+// creates it (0600) with 32 random bytes in hex.
+func readOrCreateSecret(p string) ([]byte, error) {
+	b, err := os.ReadFile(p)
+	switch {
+	case err == nil:
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return []byte(s), nil
+		}
+		return nil, fmt.Errorf("%s is empty", filepath.Base(p))
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return nil, err
+	}
+	secret := []byte(hex.EncodeToString(raw[:]))
+	if err := writeSecretFile(p, secret); err != nil {
+		return nil, err
+	}
+	return secret, nil
+}
+
 // imageSource serves the in-process agent the image store's files.
 type imageSource struct{ st *images.Store }
 
@@ -284,6 +358,7 @@ type Store interface {
 	novacron.Store
 	novacron.VMStore
 	novacron.ImageStore
+	novacron.AlertStore
 }
 
 func storeKind(db string) string {
@@ -433,6 +508,13 @@ func (s *Server) Store() Store { return s.store }
 // Agent returns the in-process node agent.
 func (s *Server) Agent() *agent.Agent { return s.agent }
 
+// Alerts returns the alert engine: the metrics service hands it samples
+// (Observe), /metrics reads its Counts.
+func (s *Server) Alerts() *alert.Engine { return s.alert }
+
+// Events returns the server's event bus.
+func (s *Server) Events() *events.Bus { return s.bus }
+
 // API returns the server's API.
 func (s *Server) API() *httpapi.API { return s.api }
 
@@ -450,6 +532,7 @@ func (s *Server) Close(ctx context.Context) error {
 		}
 		close(s.stop)
 		s.wg.Wait()
+		s.alert.Close()
 		s.vms.Close()
 		if cerr := s.store.Close(); err == nil {
 			err = cerr

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/store"
@@ -220,5 +221,57 @@ func TestOpenInvalidPath(t *testing.T) {
 			s.Close()
 			t.Errorf("Open(%q) succeeded", p)
 		}
+	}
+}
+
+// TestUpgradeAlerts applies the alert tables' rebuild to a database that
+// already holds a rule and its alerts: the rows stay, with their rule.
+func TestUpgradeAlerts(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "novacron.db")
+	first, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := rawDB(t, path)
+	const (
+		tenant = "01900000-0000-7000-8000-00000000000a"
+		rule   = "01900000-0000-7000-8000-0000000000d1"
+		alert  = "01900000-0000-7000-8000-0000000000d2"
+		ts     = "2025-01-01T00:00:00.000000Z"
+	)
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL) STRICT`,
+		string(first),
+		`INSERT INTO schema_migrations (version, applied_at) VALUES (1, '` + ts + `')`,
+		`INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('` + tenant + `', 'acme', '` + ts + `', '` + ts + `')`,
+		`INSERT INTO alert_rules (id, tenant_id, name, metric, comparator, threshold, for_seconds, severity, scope, created_at, updated_at)
+			VALUES ('` + rule + `', '` + tenant + `', 'cpu', 'cpu_usage', '>', 90, 60, 'warning', '{"node_id": "` + tenant + `"}', '` + ts + `', '` + ts + `')`,
+		`INSERT INTO alerts (id, rule_id, name, severity, status, resource, resource_id, tenant_id, current_value, labels, start_time)
+			VALUES ('` + alert + `', '` + rule + `', 'cpu', 'warning', 'firing', 'vm', 'x', '` + tenant + `', 93, '{}', '` + ts + `')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%v\n%.200s", err, q)
+		}
+	}
+	s := open(t, path)
+	defer s.Close()
+	r, err := s.GetAlertRule(ctx, novacron.AllTenants, rule)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Resource != novacron.ResourceVM || r.For != time.Minute || r.Scope.NodeID != tenant || r.Scope.TenantID != tenant {
+		t.Errorf("the old rule reads %+v", r)
+	}
+	a, err := s.GetAlert(ctx, novacron.AllTenants, alert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.RuleID != rule || a.CurrentValue == nil || *a.CurrentValue != 93 || a.Status != novacron.AlertFiring {
+		t.Errorf("the old alert reads %+v", a)
+	}
+	var fk int
+	if err := db.QueryRow(`SELECT count(*) FROM pragma_foreign_key_check`).Scan(&fk); err != nil || fk != 0 {
+		t.Errorf("foreign key check: %d, %v", fk, err)
 	}
 }

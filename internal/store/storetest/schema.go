@@ -16,7 +16,7 @@ var Tables = []string{
 
 // Indexes are the named indexes that every store's schema has.
 var Indexes = []string{
-	"alert_rules_tenant_id", "alerts_rule_id", "alerts_status", "alerts_tenant_id",
+	"alert_rules_tenant_id", "alerts_open", "alerts_rule_id", "alerts_status", "alerts_tenant_id",
 	"audit_logs_action", "audit_logs_tenant_id_ts", "audit_logs_ts", "audit_logs_user_id",
 	"migrations_status", "migrations_vm_id", "operations_status", "operations_vm_id",
 	"sessions_expires_at", "sessions_user_id", "system_metrics_chunk_end", "users_tenant_id",
@@ -118,36 +118,41 @@ func RunSchema(t *testing.T, db DB) {
 	}
 
 	invalid := map[string]string{
-		"tenant name unique":     `INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('01900000-0000-7000-8000-0000000000ac', 'a', ` + ts + `, ` + ts + `)`,
-		"tenant quotas json":     `UPDATE tenants SET quotas = 'not json' WHERE id = ` + tenantA,
-		"user role":              `UPDATE users SET role = 'root' WHERE id = ` + user1,
-		"user tenant fk":         `UPDATE users SET tenant_id = ` + absent + ` WHERE id = ` + user1,
-		"username unique":        `INSERT INTO users (id, username, role, tenant_id, created_at, updated_at) VALUES (` + absent + `, 'alice', 'user', ` + tenantB + `, ` + ts + `, ` + ts + `)`,
-		"session kind":           `UPDATE sessions SET kind = 'cookie'`,
-		"session user fk":        `INSERT INTO sessions (id, user_id, kind, created_at, expires_at) VALUES (` + absent + `, ` + absent + `, 'login', ` + ts + `, ` + ts + `)`,
-		"session token unique":   `UPDATE sessions SET token_hash = 'th' WHERE id = '01900000-0000-7000-8000-000000000e02'`,
-		"node status":            `UPDATE nodes SET status = 'up'`,
-		"node name unique":       `UPDATE nodes SET name = 'n1' WHERE id = ` + node2,
-		"image format":           `UPDATE images SET format = 'iso'`,
-		"image name per tenant":  `INSERT INTO images (id, tenant_id, name, format, created_at) VALUES (` + absent + `, ` + tenantA + `, 'debian', 'raw', ` + ts + `)`,
-		"image tenant fk":        `UPDATE images SET tenant_id = ` + absent + ` WHERE id = ` + image1,
-		"image command json":     `UPDATE images SET command = '["/bin/sh"' WHERE id = ` + image1,
-		"image command array":    `UPDATE images SET command = '{"0": "/bin/sh"}' WHERE id = ` + image1,
-		"vm cpus":                `UPDATE vms SET cpus = 0 WHERE id = ` + vm1,
-		"vm memory":              `UPDATE vms SET memory_mb = 0 WHERE id = ` + vm1,
-		"vm state":               `UPDATE vms SET state = 'sleeping' WHERE id = ` + vm1,
-		"vm driver":              `UPDATE vms SET driver = 'xen' WHERE id = ` + vm1,
-		"vm restart policy":      `UPDATE vms SET restart_policy = 'sometimes' WHERE id = ` + vm1,
-		"vm name per tenant":     `UPDATE vms SET tenant_id = ` + tenantB + ` WHERE id = ` + vm1,
-		"vm node fk":             `UPDATE vms SET node_id = ` + absent + ` WHERE id = ` + vm1,
-		"vm image fk":            `UPDATE vms SET image_id = ` + absent + ` WHERE id = ` + vm1,
-		"vm config json":         `UPDATE vms SET config = '{' WHERE id = ` + vm1,
-		"operation status":       `UPDATE operations SET status = 'done'`,
-		"metrics resolution":     `UPDATE vm_metrics SET resolution = 0`,
-		"metrics primary key":    r.Replace(`INSERT INTO vm_metrics (vm_id, resolution, chunk_start, chunk_end, count, data) VALUES (` + vm1 + `, 30, ` + ts + `, ` + ts + `, 2, $blob)`),
-		"rule severity":          `UPDATE alert_rules SET severity = 'fatal'`,
-		"alert status":           `UPDATE alerts SET status = 'open'`,
-		"alert severity":         `UPDATE alerts SET severity = 'fatal'`,
+		"tenant name unique":    `INSERT INTO tenants (id, name, created_at, updated_at) VALUES ('01900000-0000-7000-8000-0000000000ac', 'a', ` + ts + `, ` + ts + `)`,
+		"tenant quotas json":    `UPDATE tenants SET quotas = 'not json' WHERE id = ` + tenantA,
+		"user role":             `UPDATE users SET role = 'root' WHERE id = ` + user1,
+		"user tenant fk":        `UPDATE users SET tenant_id = ` + absent + ` WHERE id = ` + user1,
+		"username unique":       `INSERT INTO users (id, username, role, tenant_id, created_at, updated_at) VALUES (` + absent + `, 'alice', 'user', ` + tenantB + `, ` + ts + `, ` + ts + `)`,
+		"session kind":          `UPDATE sessions SET kind = 'cookie'`,
+		"session user fk":       `INSERT INTO sessions (id, user_id, kind, created_at, expires_at) VALUES (` + absent + `, ` + absent + `, 'login', ` + ts + `, ` + ts + `)`,
+		"session token unique":  `UPDATE sessions SET token_hash = 'th' WHERE id = '01900000-0000-7000-8000-000000000e02'`,
+		"node status":           `UPDATE nodes SET status = 'up'`,
+		"node name unique":      `UPDATE nodes SET name = 'n1' WHERE id = ` + node2,
+		"image format":          `UPDATE images SET format = 'iso'`,
+		"image name per tenant": `INSERT INTO images (id, tenant_id, name, format, created_at) VALUES (` + absent + `, ` + tenantA + `, 'debian', 'raw', ` + ts + `)`,
+		"image tenant fk":       `UPDATE images SET tenant_id = ` + absent + ` WHERE id = ` + image1,
+		"image command json":    `UPDATE images SET command = '["/bin/sh"' WHERE id = ` + image1,
+		"image command array":   `UPDATE images SET command = '{"0": "/bin/sh"}' WHERE id = ` + image1,
+		"vm cpus":               `UPDATE vms SET cpus = 0 WHERE id = ` + vm1,
+		"vm memory":             `UPDATE vms SET memory_mb = 0 WHERE id = ` + vm1,
+		"vm state":              `UPDATE vms SET state = 'sleeping' WHERE id = ` + vm1,
+		"vm driver":             `UPDATE vms SET driver = 'xen' WHERE id = ` + vm1,
+		"vm restart policy":     `UPDATE vms SET restart_policy = 'sometimes' WHERE id = ` + vm1,
+		"vm name per tenant":    `UPDATE vms SET tenant_id = ` + tenantB + ` WHERE id = ` + vm1,
+		"vm node fk":            `UPDATE vms SET node_id = ` + absent + ` WHERE id = ` + vm1,
+		"vm image fk":           `UPDATE vms SET image_id = ` + absent + ` WHERE id = ` + vm1,
+		"vm config json":        `UPDATE vms SET config = '{' WHERE id = ` + vm1,
+		"operation status":      `UPDATE operations SET status = 'done'`,
+		"metrics resolution":    `UPDATE vm_metrics SET resolution = 0`,
+		"metrics primary key":   r.Replace(`INSERT INTO vm_metrics (vm_id, resolution, chunk_start, chunk_end, count, data) VALUES (` + vm1 + `, 30, ` + ts + `, ` + ts + `, 2, $blob)`),
+		"rule severity":         `UPDATE alert_rules SET severity = 'fatal'`,
+		"alert status":          `UPDATE alerts SET status = 'open'`,
+		"alert severity":        `UPDATE alerts SET severity = 'fatal'`,
+		"rule comparator":       `UPDATE alert_rules SET comparator = '=='`,
+		"rule resource":         `UPDATE alert_rules SET resource = 'disk'`,
+		"alert resolved end":    `UPDATE alerts SET status = 'resolved'`,
+		"alert open twice": `INSERT INTO alerts (id, rule_id, name, severity, status, labels, start_time)
+			VALUES ('01900000-0000-7000-8000-000000000d12', ` + rule1 + `, 'cpu', 'warning', 'acknowledged', '{}', ` + ts + `)`,
 		"migration type":         `UPDATE migrations SET type = 'hot'`,
 		"migration status":       `UPDATE migrations SET status = 'paused'`,
 		"migration vm fk":        `UPDATE migrations SET vm_id = ` + absent,
@@ -175,9 +180,13 @@ func RunSchema(t *testing.T, db DB) {
 	noErr(t, db.Exec(`DELETE FROM users WHERE id = `+user1), "delete user")
 	count(`SELECT count(*) FROM sessions`, 0)
 	count(`SELECT count(*) FROM vms WHERE id = `+vm1+` AND owner_id IS NULL`, 1)
+	// Severity error, and a resolved alert beside the open one.
+	noErr(t, db.Exec(`UPDATE alert_rules SET severity = 'error'`), "severity error")
+	noErr(t, db.Exec(`INSERT INTO alerts (id, rule_id, name, severity, status, labels, start_time, end_time)
+		VALUES ('01900000-0000-7000-8000-000000000d13', `+rule1+`, 'cpu', 'error', 'resolved', '{}', `+ts+`, `+ts+`)`), "resolved alert")
 	// Deleting a rule keeps its alerts.
 	noErr(t, db.Exec(`DELETE FROM alert_rules WHERE id = `+rule1), "delete rule")
-	count(`SELECT count(*) FROM alerts WHERE rule_id IS NULL`, 1)
+	count(`SELECT count(*) FROM alerts WHERE rule_id IS NULL`, 2)
 	// Deleting a VM deletes its metrics and migrations, not its operations.
 	noErr(t, db.Exec(`DELETE FROM vms WHERE id = `+vm1), "delete vm")
 	count(`SELECT count(*) FROM vm_metrics`, 0)

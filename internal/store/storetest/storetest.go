@@ -23,6 +23,7 @@ type Store interface {
 	novacron.Store
 	novacron.VMStore
 	novacron.ImageStore
+	novacron.AlertStore
 }
 
 // Run runs the conformance suite. open returns a new store on an empty,
@@ -85,6 +86,10 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Image/Delete", testImageDelete},
 		{"Image/DeleteInUse", testImageDeleteInUse},
 		{"Image/DeleteRace", testImageDeleteRace},
+		{"Alert/RuleCRUD", testAlertRuleCRUD},
+		{"Alert/RuleInvalid", testAlertRuleInvalid},
+		{"Alert/Lifecycle", testAlertLifecycle},
+		{"Concurrent/AlertOpen", testAlertOpenRace},
 		{"Concurrent/VMQuota", testVMQuotaRace},
 		{"Concurrent/BeginOperation", testVMBeginRace},
 		{"Concurrent/Writers", testConcurrentWriters},
