@@ -13,7 +13,7 @@ import (
 // sends, the receiver answers with an error or applies it within the file,
 // never panics and never writes past the file's size.
 func FuzzBlock(f *testing.F) {
-	w := worker{o: &Options{SubBlockSize: 4096}, ctl: newLevelCtl(1), keep: map[int64]hash128{}, refs: map[hash128]ref{}}
+	w := worker{o: &Options{SubBlockSize: 4096}, ctl: newLevelCtl(1), keep: map[int64]uint64{}, refs: map[uint64]ref{}}
 	defer w.close()
 	data := append(textBytes(3*4096, 1), make([]byte, 4096)...)
 	r := w.do(job{off: 0, n: int64(len(data)), buf: data})

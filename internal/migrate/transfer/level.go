@@ -28,6 +28,7 @@ type levelCtl struct {
 	since, from     int // when the current level was reached, and from which
 	ban, penalty    [5]int
 	bytes           int64
+	rawVotes        int
 	thr             [5]float64 // source bytes per second last seen at each level
 	now             func() time.Time
 }
@@ -41,7 +42,7 @@ const (
 )
 
 func newLevelCtl(level int) *levelCtl {
-	c := &levelCtl{max: 3, now: time.Now, from: -1, hold: 2}
+	c := &levelCtl{max: 4, now: time.Now, from: -1, hold: 2}
 	c.winStart = c.now()
 	switch {
 	case level < 0:
@@ -95,11 +96,16 @@ func (c *levelCtl) decide(el time.Duration) {
 		l--
 	case c.waitIn > el/2 && c.waitOut < el/10 && l == 1:
 		// Raw blocks only when compressing at the fastest level is clearly
-		// what holds the transfer back.
+		// what holds the transfer back, two windows in a row.
+		if c.rawVotes++; c.rawVotes < 2 {
+			return
+		}
 		l--
 	default:
+		c.rawVotes = 0
 		return
 	}
+	c.rawVotes = 0
 	if c.windows < c.ban[l] {
 		return
 	}
@@ -118,5 +124,5 @@ func (c *levelCtl) decide(el time.Duration) {
 	}
 	c.from, c.since = cur, c.windows
 	c.cur.Store(int32(l))
-	c.hold = 2
+	c.hold = 1
 }

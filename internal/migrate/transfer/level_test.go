@@ -31,11 +31,11 @@ func feedRate(c *levelCtl, windows int, in, out float64, n int64) []int {
 }
 
 func TestLevelController(t *testing.T) {
-	// Waiting for the link: compress harder, a step at a time, up to 3.
+	// Waiting for the link: compress harder, a step at a time, up to 4.
 	c := newLevelCtl(0)
 	// The first windows (the pipeline filling) are not judged.
-	if got := feed(c, 12, 0.05, 0.8); got[len(got)-1] != 3 || got[1] != 1 || got[2] != 2 {
-		t.Errorf("link-bound levels %v, want 1, 1, then up from 2 to 3", got)
+	if got := feed(c, 12, 0.05, 0.8); got[len(got)-1] != 4 || got[1] != 1 || got[2] != 2 {
+		t.Errorf("link-bound levels %v, want 1, 1, then up from 2 to 4", got)
 	}
 	// Waiting for the compressors: back down to 1, and not to raw while
 	// the link is busy too.

@@ -495,20 +495,20 @@ func punch(f *os.File, off, n int64) error {
 
 // sendHave advertises the hashes of one source. A frame holds the source
 // number, then runs of consecutive sub-blocks: the gap (in sub-blocks) from
-// the end of the previous run, the count, and count hashes.
+// the end of the previous run, the count, and count hashes (the low 64 bits
+// of each xxh3-128).
 func sendHave(p *peer, src uint16, hs []subHash) error {
 	const maxHave = 1 << 20
 	b := binary.BigEndian.AppendUint16(make([]byte, 0, maxHave+64), src)
 	next := int64(0)
 	for len(hs) > 0 {
 		n := 1
-		for n < len(hs) && hs[n].idx == hs[0].idx+int64(n) && 16*n < maxHave {
+		for n < len(hs) && hs[n].idx == hs[0].idx+int64(n) && 8*n < maxHave {
 			n++
 		}
 		b = binary.AppendUvarint(b, uint64(hs[0].idx-next))
 		b = binary.AppendUvarint(b, uint64(n))
 		for _, e := range hs[:n] {
-			b = binary.BigEndian.AppendUint64(b, e.h.Hi)
 			b = binary.BigEndian.AppendUint64(b, e.h.Lo)
 		}
 		next = hs[0].idx + int64(n)

@@ -165,8 +165,8 @@ type result struct {
 // verdict.
 func sendFile(ctx context.Context, p *peer, f *os.File, size int64, o *Options, st *Stats, start time.Time) error {
 	sub := int64(o.SubBlockSize)
-	keep := map[int64]hash128{}
-	refs := map[hash128]ref{}
+	keep := map[int64]uint64{}
+	refs := map[uint64]ref{}
 	for {
 		t, b, err := p.recv()
 		if err != nil {
@@ -355,7 +355,7 @@ func sendFile(ctx context.Context, p *peer, f *os.File, size int64, o *Options, 
 
 // readHave reads one frame of the receiver's hashes into keep (source 0,
 // matched in place) or refs (other sources, matched anywhere).
-func readHave(b []byte, t byte, keep map[int64]hash128, refs map[hash128]ref, sub int64) error {
+func readHave(b []byte, t byte, keep map[int64]uint64, refs map[uint64]ref, sub int64) error {
 	bad := fmt.Errorf("%w: frame %d while reading hashes", ErrProtocol, t)
 	if t != fHave || len(b) < 2 {
 		return bad
@@ -370,19 +370,19 @@ func readHave(b []byte, t byte, keep map[int64]hash128, refs map[hash128]ref, su
 		}
 		b = b[k:]
 		n, k := binary.Uvarint(b)
-		if k <= 0 || n == 0 || n > uint64(len(b)-k)/16 {
+		if k <= 0 || n == 0 || n > uint64(len(b)-k)/8 {
 			return bad
 		}
 		b = b[k:]
 		idx += int64(gap)
 		for range n {
-			h := hash128{Hi: binary.BigEndian.Uint64(b), Lo: binary.BigEndian.Uint64(b[8:])}
+			h := binary.BigEndian.Uint64(b)
 			if src == 0 {
 				keep[idx] = h
 			} else if _, ok := refs[h]; !ok {
 				refs[h] = ref{src, idx * sub}
 			}
-			b, idx = b[16:], idx+1
+			b, idx = b[8:], idx+1
 		}
 	}
 	return nil
@@ -407,13 +407,14 @@ func feedZeros(d *xxh3.Hasher128, off, n, sub int64) {
 type worker struct {
 	o       *Options
 	ctl     *levelCtl
-	keep    map[int64]hash128
-	refs    map[hash128]ref
+	keep    map[int64]uint64
+	refs    map[uint64]ref
 	enc     [5]*zstd.Encoder
 	n       int
 	incomp  int
 	scratch []byte
 	litBuf  []byte
+	sample  []byte
 	plan    blockPlan
 }
 
@@ -513,10 +514,10 @@ func (w *worker) do(j job) result {
 			r.zero += int64(len(s))
 		default:
 			h = xxh3.Hash128(s)
-			if k, ok := w.keep[idx]; ok && k == h {
+			if k, ok := w.keep[idx]; ok && k == h.Lo {
 				p.add(opKeep, 0, 0, a, len(s))
 				r.matched += int64(len(s))
-			} else if x, ok := w.refs[h]; ok {
+			} else if x, ok := w.refs[h.Lo]; ok {
 				p.add(opRef, x.src, x.off, a, len(s))
 				r.copied += int64(len(s))
 			} else {
@@ -554,6 +555,13 @@ func (w *worker) do(j job) result {
 	return r
 }
 
+// compressSample is how much of a block is tried when recent blocks did not
+// compress.
+const compressSample = 32 << 10
+
+// pays reports whether compressing n bytes into c is worth it.
+func pays(n, c int) bool { return c < n-n/32 }
+
 // compress returns data zstd-compressed at the controller's level, or data
 // itself when compression is off or does not pay.
 func (w *worker) compress(data []byte) ([]byte, bool) {
@@ -561,14 +569,24 @@ func (w *worker) compress(data []byte) ([]byte, bool) {
 		return nil, false
 	}
 	level := w.ctl.level()
-	if level > 0 && w.incomp >= 4 && w.n%8 != 0 {
-		level = 0 // recent blocks did not compress: try again only now and then
-	}
 	if level == 0 {
 		return data, false
 	}
+	if w.incomp >= 2 && len(data) > 4*compressSample {
+		// Recent blocks did not compress: try a sample of this one first,
+		// four pieces spread over it.
+		w.sample = w.sample[:0]
+		for i := range 4 {
+			at := i * (len(data) - compressSample/4) / 3
+			w.sample = append(w.sample, data[at:at+compressSample/4]...)
+		}
+		w.scratch = w.encoder(1).EncodeAll(w.sample, w.scratch[:0])
+		if !pays(len(w.sample), len(w.scratch)) {
+			return data, false
+		}
+	}
 	w.scratch = w.encoder(level).EncodeAll(data, w.scratch[:0])
-	if len(w.scratch) < len(data)-len(data)/32 {
+	if pays(len(data), len(w.scratch)) {
 		w.incomp = 0
 		return w.scratch, true
 	}

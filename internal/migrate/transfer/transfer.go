@@ -4,15 +4,16 @@
 //
 // The file is cut into fixed-size blocks (BlockSize, the unit of reading and
 // compression) made of sub-blocks (SubBlockSize, the unit of matching). The
-// receiver first advertises the xxh3-128 hash of every non-zero sub-block it
-// already holds: a partial file left by an interrupted run (matched in
-// place, which makes a transfer resumable), an older copy at the output path
-// and any basis files (matched anywhere: delta and deduplication). The sender
-// finds holes with SEEK_DATA/SEEK_HOLE without reading them, skips all-zero
-// sub-blocks, refers to sub-blocks the receiver holds, and sends the rest
-// zstd-compressed at a level adapted to the measured link and CPU (raw when
-// it does not compress), compressing on all cores with a bounded number of
-// blocks in flight. The receiver recreates holes by truncation, copies
+// receiver first advertises (the low 64 bits of) the xxh3-128 hash of every
+// non-zero sub-block it already holds: a partial file left by an interrupted
+// run (matched in place, which makes a transfer resumable), an older copy at
+// the output path and any basis files (matched anywhere: delta and
+// deduplication). The sender finds holes with SEEK_DATA/SEEK_HOLE without
+// reading them, skips all-zero sub-blocks, refers to sub-blocks the receiver
+// holds, and sends each block as one frame: its operations, then its
+// literal bytes zstd-compressed at a level adapted to the link and CPU (raw
+// when they do not compress), compressing on all cores with a bounded number
+// of blocks in flight. The receiver recreates holes by truncation, copies
 // referenced sub-blocks locally, and checks a digest of the whole file (the
 // xxh3-128 of the sequence of sub-block hashes) before it renames the result
 // into place: a mismatch is an error, never a silent success.
@@ -32,7 +33,9 @@ import (
 // scattered small changes cost one sub-block each: by default it is the
 // file system's block, MinSubBlockSize, doubled for large files until the
 // file's data holds at most MaxSubBlocks of them (which bounds the
-// receiver's hash list to 16 bytes a sub-block, under 0.4 % of the data).
+// receiver's hash list to 8 bytes a sub-block, under 0.2 % of the data).
+// A false match of those 64 bits cannot go unnoticed: the digest that
+// verifies the result is made of the full 128-bit hashes.
 const (
 	DefaultBlockSize = 1 << 20
 	MinSubBlockSize  = 4 << 10
