@@ -27,8 +27,9 @@ type levelCtl struct {
 	windows         int // windows judged so far
 	since, from     int // when the current level was reached, and from which
 	ban, penalty    [5]int
-	bytes           int64
+	bytes, wire     int64
 	rawVotes        int
+	link            float64    // wire bytes per second seen while the link was the bottleneck
 	thr             [5]float64 // source bytes per second last seen at each level
 	now             func() time.Time
 }
@@ -42,7 +43,7 @@ const (
 )
 
 func newLevelCtl(level int) *levelCtl {
-	c := &levelCtl{max: 4, now: time.Now, from: -1, hold: 2}
+	c := &levelCtl{max: 4, now: time.Now, from: -1, hold: 1}
 	c.winStart = c.now()
 	switch {
 	case level < 0:
@@ -63,26 +64,30 @@ func (c *levelCtl) level() int { return int(c.cur.Load()) }
 
 // observe records one block put on the wire by the writer, which waited in
 // for it to be ready and out to write it. Only the writer calls it.
-func (c *levelCtl) observe(n int64, in, out time.Duration) {
+func (c *levelCtl) observe(n, wire int64, in, out time.Duration) {
 	if c.fixed {
 		return
 	}
 	c.waitIn += in
 	c.waitOut += out
 	c.bytes += n
+	c.wire += wire
 	c.blocks++
 	el := c.now().Sub(c.winStart)
 	if el < levelWindow || c.blocks < levelWindowMin {
 		return
 	}
 	c.decide(el)
-	c.winStart, c.waitIn, c.waitOut, c.blocks, c.bytes = c.now(), 0, 0, 0, 0
+	c.winStart, c.waitIn, c.waitOut, c.blocks, c.bytes, c.wire = c.now(), 0, 0, 0, 0, 0
 }
 
 func (c *levelCtl) decide(el time.Duration) {
 	c.windows++
 	cur := c.level()
 	c.thr[cur] = float64(c.bytes) / el.Seconds()
+	if c.waitOut > el/2 {
+		c.link = float64(c.wire) / el.Seconds()
+	}
 	if c.hold > 0 {
 		c.hold--
 		return
@@ -92,11 +97,16 @@ func (c *levelCtl) decide(el time.Duration) {
 	switch {
 	case c.waitOut > busy && c.waitOut > 2*c.waitIn && l < c.max:
 		l++
+		if cur > 0 && c.waitOut > el*8/10 && c.waitIn < el/20 {
+			// Compressing, and far from using the CPU it has: two steps.
+			l = min(l+1, c.max)
+		}
 	case c.waitIn > busy && c.waitIn > 2*c.waitOut && l > 1:
 		l--
-	case c.waitIn > el/2 && c.waitOut < el/10 && l == 1:
+	case c.waitIn > el/2 && c.waitOut < el/10 && l == 1 && (c.link == 0 || c.link > 1.2*c.thr[1]):
 		// Raw blocks only when compressing at the fastest level is clearly
-		// what holds the transfer back, two windows in a row.
+		// what holds the transfer back, two windows in a row, and the link
+		// is not known to be slower than the source moves now.
 		if c.rawVotes++; c.rawVotes < 2 {
 			return
 		}

@@ -322,7 +322,7 @@ func sendFile(ctx context.Context, p *peer, f *os.File, size int64, o *Options, 
 						b := h.Bytes()
 						_, _ = digest.Write(b[:])
 					}
-					ctl.observe(r.n, t0.Sub(waitStart), time.Since(t0))
+					ctl.observe(r.n, int64(len(r.frames)), t0.Sub(waitStart), time.Since(t0))
 				}
 				waitStart = time.Now()
 				scanned += r.n
