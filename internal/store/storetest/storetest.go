@@ -23,6 +23,7 @@ type Store interface {
 	novacron.Store
 	novacron.VMStore
 	novacron.ImageStore
+	novacron.MetricsStore
 }
 
 // Run runs the conformance suite. open returns a new store on an empty,
@@ -85,6 +86,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Image/Delete", testImageDelete},
 		{"Image/DeleteInUse", testImageDeleteInUse},
 		{"Image/DeleteRace", testImageDeleteRace},
+		{"Metrics/Chunks", testMetricChunks},
+		{"Metrics/Latest", testMetricLatest},
+		{"Metrics/Concurrent", testMetricConcurrent},
 		{"Concurrent/VMQuota", testVMQuotaRace},
 		{"Concurrent/BeginOperation", testVMBeginRace},
 		{"Concurrent/Writers", testConcurrentWriters},
