@@ -15,6 +15,7 @@ import (
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/auth"
 	"github.com/novacron/novacron/internal/images"
+	"github.com/novacron/novacron/internal/monitor"
 	"github.com/novacron/novacron/internal/vm"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -45,6 +46,9 @@ type Config struct {
 	OpenAPI []byte
 	// Images keeps uploaded images; without it the image routes answer 503.
 	Images *images.Store
+	// Metrics keeps the samples of VMs and hosts; without it the metrics
+	// routes answer 503.
+	Metrics *monitor.Service
 	// UploadTimeout bounds reading an upload's body (default 4h), in place
 	// of the server's read timeout.
 	UploadTimeout time.Duration

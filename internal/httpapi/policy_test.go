@@ -50,6 +50,7 @@ var expectedAccess = map[string]string{
 	"vm.exec":              "members", // interactive: the VM service narrows it to the owner, operators and admins
 	"vm.exec_interactive":  "members", // likewise
 	"vm.stats":             "members",
+	"vm.metrics":           "members",
 	"operation.list":       "members",
 	"operation.get":        "members",
 	"image.list":           "members",
@@ -58,6 +59,9 @@ var expectedAccess = map[string]string{
 	"image.delete":         "members", // a public image: the store asks for admin
 	"node.list":            "operators",
 	"node.get":             "operators",
+
+	"monitoring.host_metrics": "operators", // the nodes' metrics: as the nodes
+	"monitoring.vms":          "members",   // scoped to the caller's tenant in the store query
 }
 
 // TestRouteMatrix checks the decision over every route, every role and a

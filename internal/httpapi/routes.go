@@ -91,6 +91,7 @@ func (a *API) routeTable() []route {
 		{method: "GET", path: "/api/vm/vms/{id}/console", policy: auth.Member, action: "vm.console", resource: "vm", ws: a.vmConsole, audit: true},
 		{method: "GET", path: "/api/vm/vms/{id}/console/log", policy: auth.Member, action: "vm.console_log", resource: "vm", h: a.vmConsoleLog},
 		{method: "GET", path: "/api/vm/vms/{id}/stats", policy: auth.Member, action: "vm.stats", resource: "vm", h: a.vmStats},
+		{method: "GET", path: "/api/vm/vms/{id}/metrics", policy: auth.Member, action: "vm.metrics", resource: "vm", h: a.vmMetrics},
 
 		{method: "GET", path: "/api/operations", policy: auth.Member, action: "operation.list", resource: "operation", h: a.listOperations},
 		{method: "GET", path: "/api/operations/{id}", policy: auth.Member, action: "operation.get", resource: "operation", h: a.getOperation},
@@ -102,6 +103,10 @@ func (a *API) routeTable() []route {
 
 		{method: "GET", path: "/api/nodes", policy: auth.Operator, action: "node.list", resource: "node", h: a.listNodes},
 		{method: "GET", path: "/api/nodes/{id}", policy: auth.Operator, action: "node.get", resource: "node", h: a.getNode},
+
+		// Host metrics are the nodes': who sees nodes sees them.
+		{method: "GET", path: "/api/monitoring/metrics", policy: auth.Operator, action: "monitoring.host_metrics", resource: "node", h: a.hostMetrics},
+		{method: "GET", path: "/api/monitoring/vms", policy: auth.Member, action: "monitoring.vms", resource: "vm", h: a.latestVMMetrics},
 	}
 }
 

@@ -31,8 +31,10 @@ import (
 	"github.com/novacron/novacron/internal/driver/container"
 	"github.com/novacron/novacron/internal/driver/process"
 	"github.com/novacron/novacron/internal/driver/qemu"
+	"github.com/novacron/novacron/internal/events"
 	"github.com/novacron/novacron/internal/httpapi"
 	"github.com/novacron/novacron/internal/images"
+	"github.com/novacron/novacron/internal/monitor"
 	"github.com/novacron/novacron/internal/store/postgres"
 	"github.com/novacron/novacron/internal/store/sqlite"
 	"github.com/novacron/novacron/internal/vm"
@@ -62,6 +64,11 @@ type Config struct {
 	MetricsToken      string
 	MetricsPublic     bool
 	AuditRetention    time.Duration
+	// MetricsInterval is how often agents sample the host and its VMs
+	// (default 30s); MetricsRetention how long samples are kept (default
+	// 30 days).
+	MetricsInterval  time.Duration
+	MetricsRetention time.Duration
 	// PruneInterval is how often retention runs (default 1h).
 	PruneInterval time.Duration
 
@@ -103,9 +110,15 @@ type Server struct {
 	store Store
 	agent *agent.Agent
 	vms   *vm.Service
-	api   *httpapi.API
-	http  *http.Server
-	ln    net.Listener
+	// node is the local node's id.
+	node    string
+	bus     *events.Bus
+	metrics *monitor.Service
+	// stopCollect ends the local agent's metrics collection.
+	stopCollect context.CancelFunc
+	api         *httpapi.API
+	http        *http.Server
+	ln          net.Listener
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -137,10 +150,17 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), bus: events.NewBus()}
 	defer func() {
 		if err == nil {
 			return
+		}
+		if s.stopCollect != nil {
+			s.stopCollect()
+			s.wg.Wait()
+		}
+		if s.metrics != nil {
+			s.metrics.Close()
 		}
 		if s.vms != nil {
 			s.vms.Close()
@@ -172,6 +192,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openNode(ctx, imgs); err != nil {
 		return nil, err
 	}
+	s.openMetrics()
 	s.api = httpapi.New(httpapi.Config{
 		Version:           Version,
 		AllowRegistration: cfg.AllowRegistration,
@@ -182,10 +203,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MetricsToken:      cfg.MetricsToken,
 		MetricsPublic:     cfg.MetricsPublic,
 		TLS:               cfg.TLSCert != "",
-		Features:          []string{"auth", "tenants", "audit", "vms", "operations", "images"},
+		Features:          []string{"auth", "tenants", "audit", "vms", "operations", "images", "metrics"},
 		Drivers:           s.vms.Drivers(),
 		OpenAPI:           api.OpenAPI,
 		Images:            imgs,
+		Metrics:           s.metrics,
 	}, s.store, authn, s.vms, cfg.Logger.With("component", "http"))
 
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -264,11 +286,29 @@ func (s *Server) openNode(ctx context.Context, imgs *images.Store) error {
 	s.agent = ag
 	s.vms = vm.New(s.store, vm.Config{AllowUserProcess: s.cfg.AllowUserProcess, StopTimeout: s.cfg.StopTimeout,
 		ReconcileInterval: s.cfg.ReconcileInterval}, s.log.With("component", "vm"))
-	if _, err := s.vms.AddNode(ctx, ag, "local"); err != nil {
+	node, err := s.vms.AddNode(ctx, ag, "local")
+	if err != nil {
 		s.vms.Close()
 		return fmt.Errorf("local node: %w", err)
 	}
+	s.node = node.ID
 	return nil
+}
+
+// openMetrics starts the metrics service and the local agent's collection,
+// which pushes a round of samples every interval.
+func (s *Server) openMetrics() {
+	s.metrics = monitor.New(s.store, monitor.Config{Interval: s.cfg.MetricsInterval, Retention: s.cfg.MetricsRetention,
+		Bus: s.bus, Logger: s.log.With("component", "metrics")})
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopCollect = cancel
+	s.wg.Go(func() {
+		s.agent.CollectMetrics(ctx, s.metrics.Interval(), func(ctx context.Context, host *novacron.HostPoint, vms []novacron.VMSample) {
+			if err := s.metrics.Ingest(ctx, monitor.Batch{NodeID: s.node, Host: host, VMs: vms}); err != nil {
+				s.log.Warn("metrics of the local node dropped", "err", err)
+			}
+		})
+	})
 }
 
 // imageSource serves the in-process agent the image store's files.
@@ -284,6 +324,7 @@ type Store interface {
 	novacron.Store
 	novacron.VMStore
 	novacron.ImageStore
+	novacron.MetricsStore
 }
 
 func storeKind(db string) string {
@@ -404,6 +445,11 @@ func (s *Server) retention() {
 		if _, err := s.store.PruneSessions(ctx, now.Add(-24*time.Hour)); err != nil {
 			s.log.Error("prune sessions", "err", err)
 		}
+		if n, err := s.metrics.Prune(ctx); err != nil {
+			s.log.Error("prune metrics", "err", err)
+		} else if n > 0 {
+			s.log.Info("pruned metrics", "chunks", n)
+		}
 		cancel()
 		select {
 		case <-s.stop:
@@ -433,6 +479,13 @@ func (s *Server) Store() Store { return s.store }
 // Agent returns the in-process node agent.
 func (s *Server) Agent() *agent.Agent { return s.agent }
 
+// Metrics returns the metrics service: the alert engine observes it
+// (OnIngest), the Prometheus gauges read its Latest.
+func (s *Server) Metrics() *monitor.Service { return s.metrics }
+
+// Bus returns the server's event bus.
+func (s *Server) Bus() *events.Bus { return s.bus }
+
 // API returns the server's API.
 func (s *Server) API() *httpapi.API { return s.api }
 
@@ -449,7 +502,9 @@ func (s *Server) Close(ctx context.Context) error {
 			err = werr
 		}
 		close(s.stop)
+		s.stopCollect()
 		s.wg.Wait()
+		s.metrics.Close()
 		s.vms.Close()
 		if cerr := s.store.Close(); err == nil {
 			err = cerr
