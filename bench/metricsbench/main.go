@@ -298,7 +298,7 @@ func run(ctx context.Context, name string, st store, db string, bytesOf func() (
 	// Queries through the API of a server on the same database; its own
 	// clock is the real one, which the data ends near.
 	srv, err := server.Open(ctx, server.Config{DataDir: dataDir, DB: db, Listen: "127.0.0.1:0", AdminPassword: adminPassword,
-		MetricsRetention: time.Duration(*days+2) * 24 * time.Hour, MetricsInterval: time.Hour,
+		MetricsRetention: time.Duration(*days+2) * 24 * time.Hour, MetricsInterval: *interval,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		log.Fatalf("server: %v", err)

@@ -305,6 +305,22 @@ func TestQueries(t *testing.T) {
 				t.Errorf("latest in scope: %+v", ls)
 			}
 		})
+		t.Run("more raw samples than the interval gives", func(t *testing.T) {
+			// Samples were taken every 30 s; the interval is now an hour:
+			// a day without a step would be 24 raw points by the
+			// interval, is 2880, and is averaged to at most 1000.
+			slow := New(st, Config{Interval: time.Hour, Now: func() time.Time { return end }})
+			defer slow.Close()
+			q, err := slow.Resolve(Query{From: end.Add(-24 * time.Hour)})
+			if err != nil || q.Step != 0 {
+				t.Fatalf("Resolve = %+v, %v; want raw", q, err)
+			}
+			ps, err := slow.QueryVM(context.Background(), all, fx.vm, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantAverages(t, ps, end.Add(-24*time.Hour), end, 2*time.Minute)
+		})
 		t.Run("retention", func(t *testing.T) {
 			fx.now = end.Add(28 * 24 * time.Hour) // 30 days after the first sample, 2 hours and a sample in
 			n, err := fx.svc.Prune(context.Background())

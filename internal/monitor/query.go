@@ -53,14 +53,19 @@ func (s *Service) Resolve(q Query) (Query, error) {
 	if r/s.cfg.Interval <= DefaultPoints {
 		return q, nil
 	}
+	q.Step = defaultStep(r)
+	return q, nil
+}
+
+// defaultStep is the smallest step of the ladder that gives at most
+// DefaultPoints over r.
+func defaultStep(r time.Duration) time.Duration {
 	for _, st := range steps {
 		if r/st <= DefaultPoints {
-			q.Step = st
-			return q, nil
+			return st
 		}
 	}
-	q.Step = (r/DefaultPoints + time.Hour - 1).Truncate(time.Hour)
-	return q, nil
+	return (r/DefaultPoints + time.Hour - 1).Truncate(time.Hour)
 }
 
 // source is the resolution of the chunks a step is computed from: the
@@ -107,12 +112,19 @@ func window(q Query, res int) (chunkFrom, from, to time.Time) {
 	return chunkStart(res, from), from, q.To
 }
 
-// points turns a read series into its points, averaged by q.Step.
+// points turns a read series into its points, averaged by q.Step. Raw
+// points asked for without a step are averaged anyway when there are more
+// than DefaultPoints of them (samples taken more often than the interval
+// now configured), by the step the range would have had by default.
 func points(s *series, res int, q Query) *series {
-	if q.Step == 0 {
+	step := q.Step
+	if step == 0 && s.Len() > DefaultPoints {
+		step = defaultStep(q.To.Sub(q.From))
+	}
+	if step == 0 {
 		return s
 	}
-	return aggregate(s, res != ResRaw, q.Step.Milliseconds())
+	return aggregate(s, res != ResRaw, step.Milliseconds())
 }
 
 // QueryVM returns the points of a VM the scope sees, over a resolved
