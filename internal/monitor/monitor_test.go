@@ -2,12 +2,15 @@ package monitor
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"math"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/events"
@@ -23,23 +26,60 @@ type testStore interface {
 	Close() error
 }
 
-// stores runs fn on SQLite and on PostgreSQL.
+// stores runs fn on SQLite and on PostgreSQL. hold opens a read
+// transaction on the database, beside the store, until the returned
+// function is called.
 func stores(t *testing.T, fn func(t *testing.T, st testStore)) {
+	storesHold(t, func(t *testing.T, st testStore, _ func() func()) { fn(t, st) })
+}
+
+func storesHold(t *testing.T, fn func(t *testing.T, st testStore, hold func() func())) {
 	t.Run("sqlite", func(t *testing.T) {
-		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "db"))
+		path := filepath.Join(t.TempDir(), "db")
+		st, err := sqlite.Open(context.Background(), path)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		fn(t, st)
+		fn(t, st, func() func() {
+			db, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx, err := db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := tx.QueryRow(`SELECT count(*) FROM vm_metrics`).Scan(&n); err != nil || n == 0 {
+				t.Fatalf("read in the open transaction: %d, %v", n, err)
+			}
+			return func() { tx.Rollback(); db.Close() }
+		})
 	})
 	t.Run("postgres", func(t *testing.T) {
-		st, err := postgres.Open(context.Background(), testenv.PostgresURL(t), 4)
+		url := testenv.PostgresURL(t)
+		st, err := postgres.Open(context.Background(), url, 4)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { st.Close() })
-		fn(t, st)
+		fn(t, st, func() func() {
+			ctx := context.Background()
+			c, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tx, err := c.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT count(*) FROM vm_metrics`).Scan(&n); err != nil || n == 0 {
+				t.Fatalf("read in the open transaction: %d, %v", n, err)
+			}
+			return func() { tx.Rollback(ctx); c.Close(ctx) }
+		})
 	})
 }
 
@@ -508,4 +548,72 @@ func fieldOf(err error) string {
 	}
 	f, _ := e.Details["field"].(string)
 	return f
+}
+
+// blockingStore holds every chunk read until released.
+type blockingStore struct {
+	testStore
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingStore) VMMetricChunks(ctx context.Context, scope novacron.Scope, id string, res int, from, to time.Time) ([]*novacron.MetricChunk, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.testStore.VMMetricChunks(ctx, scope, id, res, from, to)
+}
+
+// TestSlowQueryDoesNotBlockIngest holds queries in the store, and a read
+// transaction open on the database, while batches are ingested.
+func TestSlowQueryDoesNotBlockIngest(t *testing.T) {
+	storesHold(t, func(t *testing.T, st testStore, hold func() func()) {
+		now := time.Date(2025, 6, 11, 0, 0, 0, 0, time.UTC)
+		fx, _ := setup(t, st, now)
+		fx.fill(t, now.Add(-2*time.Hour), now)
+		bs := &blockingStore{testStore: st, entered: make(chan struct{}), release: make(chan struct{})}
+		svc := New(bs, Config{Interval: 30 * time.Second, Now: func() time.Time { return now.Add(time.Hour) }})
+		defer svc.Close()
+		ctx := context.Background()
+
+		// A read transaction left open on the database.
+		defer hold()()
+		done := make(chan error, 4)
+		for range 4 {
+			go func() {
+				q, _ := svc.Resolve(Query{From: now.Add(-2 * time.Hour), To: now})
+				_, err := svc.QueryVM(ctx, novacron.AllTenants, fx.vm, q)
+				done <- err
+			}()
+			<-bs.entered
+		}
+		// Four queries are stuck in the store; ingestion goes on.
+		for i := range 20 {
+			ts := now.Add(time.Duration(i+1) * 30 * time.Second)
+			if err := svc.Ingest(ctx, Batch{NodeID: fx.node, VMs: []novacron.VMSample{sampleAt(fx.vm, ts)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := svc.Flush(fctx); err != nil {
+			t.Fatalf("ingestion waited for the queries: %v", err)
+		}
+		ls, err := st.LatestVMMetrics(ctx, novacron.AllTenants)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, l := range ls {
+			found = found || (l.VMID == fx.vm && l.TS.Equal(now.Add(20*30*time.Second)))
+		}
+		if !found {
+			t.Errorf("the last sample ingested is not the latest: %+v", ls)
+		}
+		close(bs.release)
+		for range 4 {
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	})
 }
