@@ -362,7 +362,7 @@ func TestQueries(t *testing.T) {
 			wantAverages(t, ps, end.Add(-24*time.Hour), end, 2*time.Minute)
 		})
 		t.Run("retention", func(t *testing.T) {
-			fx.now = end.Add(28 * 24 * time.Hour) // 30 days after the first sample, 2 hours and a sample in
+			fx.now = end.Add(28*24*time.Hour + 7*time.Hour) // 30 days after the first sample, 9 hours and a sample in
 			n, err := fx.svc.Prune(context.Background())
 			if err != nil || n == 0 {
 				t.Fatalf("Prune = %d, %v", n, err)
@@ -370,6 +370,15 @@ func TestQueries(t *testing.T) {
 			ps := fx.query(t, all, fx.vm, Query{From: start, To: end})
 			if len(ps) == 0 || ps[0].TS.Before(start.Add(time.Hour)) {
 				t.Fatalf("after pruning the oldest chunk: first point %v", ps[0].TS)
+			}
+			// What a chunk still holds from before retention is not
+			// answered: not raw, not from 5-minute or hourly averages.
+			cutoff := fx.now.Add(-DefaultRetention)
+			for _, step := range []time.Duration{0, 90 * time.Second, 10 * time.Minute, 2 * time.Hour} {
+				ps := fx.query(t, all, fx.vm, Query{From: cutoff.Add(-24 * time.Hour), To: cutoff.Add(3 * time.Hour), Step: step})
+				if len(ps) == 0 || ps[0].TS.Before(cutoff.Truncate(max(step, time.Second))) {
+					t.Errorf("step %v: first point %v, before retention (%v)", step, ps[0].TS, cutoff)
+				}
 			}
 			fx.now = end.Add(31 * 24 * time.Hour)
 			if _, err := fx.svc.Prune(context.Background()); err != nil {

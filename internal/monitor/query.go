@@ -103,11 +103,17 @@ func read(chunks []*novacron.MetricChunk, k kind, res int, from, to time.Time) (
 }
 
 // window returns the chunk start range and the sample range to read.
-func window(q Query, res int) (chunkFrom, from, to time.Time) {
+// Nothing older than retention is read: chunks go by their last point, so
+// the older part of a chunk (up to a week of hourly averages) outlives
+// retention until the whole chunk is pruned.
+func (s *Service) window(q Query, res int) (chunkFrom, from, to time.Time) {
 	from = q.From
 	if q.Step > 0 {
 		st := q.Step.Milliseconds()
 		from = timeOf(floorDiv(msOf(q.From), st) * st)
+	}
+	if cutoff := s.cfg.Now().Add(-s.cfg.Retention); from.Before(cutoff) {
+		from = cutoff
 	}
 	return chunkStart(res, from), from, q.To
 }
@@ -131,7 +137,7 @@ func points(s *series, res int, q Query) *series {
 // query. A VM outside the scope has none; callers check the VM first.
 func (s *Service) QueryVM(ctx context.Context, scope novacron.Scope, vmID string, q Query) ([]novacron.VMPoint, error) {
 	res := source(q.Step)
-	cf, from, to := window(q, res)
+	cf, from, to := s.window(q, res)
 	chunks, err := s.store.VMMetricChunks(ctx, scope, vmID, res, cf, to)
 	if err != nil {
 		return nil, err
@@ -158,7 +164,7 @@ type HostSeries struct {
 // is empty, over a resolved query.
 func (s *Service) QueryHosts(ctx context.Context, nodeID string, q Query) ([]HostSeries, error) {
 	res := source(q.Step)
-	cf, from, to := window(q, res)
+	cf, from, to := s.window(q, res)
 	chunks, err := s.store.HostMetricChunks(ctx, nodeID, res, cf, to)
 	if err != nil {
 		return nil, err
