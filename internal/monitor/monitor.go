@@ -44,6 +44,9 @@ const (
 	MaxPoints = 10000
 	// MaxRange is the longest range a query may span.
 	MaxRange = 400 * 24 * time.Hour
+	// writeAttempts is how many times a write is tried, retryDelay the
+	// pause after the first failure (doubling).
+	writeAttempts = 3
 	// futureSkew is how far ahead of the server's clock a sample may be.
 	futureSkew = 5 * time.Minute
 )
@@ -71,6 +74,8 @@ type Batch struct {
 	// the service.
 	VMs []novacron.VMSample
 }
+
+var retryDelay = 500 * time.Millisecond
 
 // Service is the metrics service. It is safe for concurrent use.
 type Service struct {
@@ -280,15 +285,22 @@ func (s *Service) writeAll(qs []*queued) {
 			batches = append(batches, q.b)
 		}
 	}
-	if len(batches) > 0 {
+	// A failed write (the database away for a moment) is tried again
+	// twice; then the batches are dropped, and the log says so.
+	for attempt := 1; len(batches) > 0; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		hosts, vms, err := s.Write(ctx, batches)
 		cancel()
-		if err != nil {
-			s.log.Error("write metrics", "batches", len(batches), "err", err)
-		} else {
+		if err == nil {
 			s.published(hosts, vms)
+			break
 		}
+		if attempt == writeAttempts {
+			s.log.Error("metrics dropped: writing them failed", "batches", len(batches), "attempts", attempt, "err", err)
+			break
+		}
+		s.log.Warn("write metrics, will retry", "batches", len(batches), "err", err)
+		time.Sleep(retryDelay << (attempt - 1))
 	}
 	for _, q := range qs {
 		if q.flush != nil {

@@ -626,3 +626,57 @@ func TestSlowQueryDoesNotBlockIngest(t *testing.T) {
 		}
 	})
 }
+
+// flakyStore fails the first fail metric writes.
+type flakyStore struct {
+	testStore
+	mu   sync.Mutex
+	fail int
+}
+
+func (f *flakyStore) UpdateMetrics(ctx context.Context, fn func(novacron.MetricsTx) error) error {
+	f.mu.Lock()
+	failing := f.fail > 0
+	f.fail--
+	f.mu.Unlock()
+	if failing {
+		return errors.New("database away")
+	}
+	return f.testStore.UpdateMetrics(ctx, fn)
+}
+
+func TestWriteRetries(t *testing.T) {
+	old := retryDelay
+	retryDelay = time.Millisecond
+	defer func() { retryDelay = old }()
+	st, err := sqlite.Open(context.Background(), ":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2025, 6, 11, 0, 0, 0, 0, time.UTC)
+	fx, _ := setup(t, st, now)
+	ctx := context.Background()
+	for _, c := range []struct {
+		fail    int
+		written bool
+	}{{fail: 2, written: true}, {fail: 3, written: false}} {
+		flaky := &flakyStore{testStore: st, fail: c.fail}
+		svc := New(flaky, Config{Now: func() time.Time { return now }})
+		now = now.Add(time.Minute)
+		if err := svc.Ingest(ctx, Batch{NodeID: fx.node, VMs: []novacron.VMSample{sampleAt(fx.vm, now)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		svc.Close()
+		ls, err := st.LatestVMMetrics(ctx, novacron.AllTenants)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(ls) == 1 && ls[0].TS.Equal(now); got != c.written {
+			t.Errorf("%d failures: written %v, want %v (%+v)", c.fail, got, c.written, ls)
+		}
+	}
+}
