@@ -303,6 +303,14 @@ func merge(a, b *series) *series {
 	if b == nil || b.Len() == 0 {
 		return a
 	}
+	if a.ts[len(a.ts)-1] < b.ts[0] {
+		// The usual case: new samples after the old ones.
+		out := &series{ts: append(a.ts[:len(a.ts):len(a.ts)], b.ts...), cols: make([][]*float64, len(a.cols))}
+		for c := range a.cols {
+			out.cols[c] = append(a.cols[c][:len(a.cols[c]):len(a.cols[c])], b.cols[c]...)
+		}
+		return out
+	}
 	type row struct {
 		src *series
 		i   int

@@ -172,6 +172,10 @@ func TestMergeAndSlice(t *testing.T) {
 	equalSeries(t, m, &series{ts: []int64{5, 10, 20, 30, 40}, cols: [][]*float64{{f(0.5), f(1), nil, f(3), f(4)}}}, []float64{0})
 	sl := m.slice(10, 30)
 	equalSeries(t, sl, &series{ts: []int64{10, 20}, cols: [][]*float64{{f(1), nil}}}, []float64{0})
+	// New samples after the old ones are appended, leaving a as it was.
+	m = merge(a, &series{ts: []int64{50, 60}, cols: [][]*float64{{nil, f(6)}}})
+	equalSeries(t, m, &series{ts: []int64{10, 20, 30, 50, 60}, cols: [][]*float64{{f(1), f(2), f(3), nil, f(6)}}}, []float64{0})
+	equalSeries(t, a, &series{ts: []int64{10, 20, 30}, cols: [][]*float64{{f(1), f(2), f(3)}}}, []float64{0})
 	if merge(nil, a) != a || merge(a, nil) != a {
 		t.Error("merge with nothing is not the other side")
 	}
