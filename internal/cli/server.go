@@ -97,6 +97,12 @@ terminal, never in the log.`,
 			if cfg.ReconcileInterval <= 0 || cfg.StopTimeout <= 0 {
 				return usagef("--reconcile-interval and --stop-timeout must be positive")
 			}
+			if cfg.MetricsInterval < time.Second || cfg.MetricsInterval > time.Hour {
+				return usagef("--metrics-interval: want between 1s and 1h")
+			}
+			if cfg.MetricsRetention < time.Hour {
+				return usagef("--metrics-retention: want at least 1h")
+			}
 			cfg.CORSOrigins = cors
 			for _, p := range proxies {
 				pfx, err := parsePrefix(p)
@@ -175,6 +181,8 @@ terminal, never in the log.`,
 	fl.StringVar(&cfg.MetricsToken, "metrics-token", "", "bearer token that may read /metrics besides admins")
 	fl.BoolVar(&cfg.MetricsPublic, "metrics-public", false, "serve /metrics without authentication")
 	fl.DurationVar(&cfg.AuditRetention, "audit-retention", 90*24*time.Hour, "how long audit entries are kept")
+	fl.DurationVar(&cfg.MetricsInterval, "metrics-interval", 30*time.Second, "how often nodes sample the host and every VM (handed to agents)")
+	fl.DurationVar(&cfg.MetricsRetention, "metrics-retention", 30*24*time.Hour, "how long metric samples are kept")
 	fl.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&logFormat, "log-format", "json", "json or text")
 	fl.DurationVar(&shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long requests in flight may finish after SIGTERM")

@@ -34,6 +34,7 @@ func newVMCmd(e *env) *cobra.Command {
 		newVMExecCmd(e),
 		newVMConsoleCmd(e),
 		newVMStatsCmd(e),
+		newVMMetricsCmd(e),
 	))
 }
 

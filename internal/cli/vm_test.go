@@ -185,6 +185,13 @@ func (f *fakeVMAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			send(200, map[string]any{"cpu_seconds": 12.345, "memory_bytes": 256 << 20, "disk_read_bytes": 3 << 30,
 				"disk_write_bytes": 1536, "disk_read_ops": 42, "network_rx_bytes": 0, "sampled_at": "2024-05-06T07:08:09Z"})
 		}
+	case r.Method == "GET" && sub == "metrics":
+		send(200, map[string]any{"vm_id": id, "points": []map[string]any{
+			{"ts": "2024-05-06T07:08:00Z", "cpu_usage": 12.5, "memory_usage": 40, "disk_usage": nil, "network_sent": 1234.4,
+				"network_recv": nil, "iops": 3.25},
+			{"ts": "2024-05-06T07:08:30Z", "cpu_usage": nil, "memory_usage": 41.01, "disk_usage": nil, "network_sent": nil,
+				"network_recv": nil, "iops": nil},
+		}})
 	case r.Method == "GET" && sub == "logs":
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		lines := []string{"starting\n", "listening on :8080\n", "\tindented {raw} output\n"}

@@ -16,6 +16,7 @@ import (
 	"github.com/novacron/novacron/internal/alert"
 	"github.com/novacron/novacron/internal/auth"
 	"github.com/novacron/novacron/internal/images"
+	"github.com/novacron/novacron/internal/monitor"
 	"github.com/novacron/novacron/internal/vm"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	// Alerts serves the alert rules and alerts; without it their routes
 	// answer 503.
 	Alerts *alert.Engine
+	// Metrics keeps the samples of VMs and hosts; without it the metrics
+	// routes answer 503.
+	Metrics *monitor.Service
 	// UploadTimeout bounds reading an upload's body (default 4h), in place
 	// of the server's read timeout.
 	UploadTimeout time.Duration

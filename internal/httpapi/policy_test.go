@@ -50,6 +50,7 @@ var expectedAccess = map[string]string{
 	"vm.exec":              "members", // interactive: the VM service narrows it to the owner, operators and admins
 	"vm.exec_interactive":  "members", // likewise
 	"vm.stats":             "members",
+	"vm.metrics":           "members",
 	"operation.list":       "members",
 	"operation.get":        "members",
 	"image.list":           "members",
@@ -65,6 +66,9 @@ var expectedAccess = map[string]string{
 	"alert_rule.get":       "operators",
 	"alert_rule.update":    "operators",
 	"alert_rule.delete":    "operators",
+
+	"monitoring.host_metrics": "operators", // the nodes' metrics: as the nodes
+	"monitoring.vms":          "members",   // scoped to the caller's tenant in the store query
 }
 
 // TestRouteMatrix checks the decision over every route, every role and a

@@ -91,6 +91,7 @@ func (a *API) routeTable() []route {
 		{method: "GET", path: "/api/vm/vms/{id}/console", policy: auth.Member, action: "vm.console", resource: "vm", ws: a.vmConsole, audit: true},
 		{method: "GET", path: "/api/vm/vms/{id}/console/log", policy: auth.Member, action: "vm.console_log", resource: "vm", h: a.vmConsoleLog},
 		{method: "GET", path: "/api/vm/vms/{id}/stats", policy: auth.Member, action: "vm.stats", resource: "vm", h: a.vmStats},
+		{method: "GET", path: "/api/vm/vms/{id}/metrics", policy: auth.Member, action: "vm.metrics", resource: "vm", h: a.vmMetrics},
 
 		{method: "GET", path: "/api/operations", policy: auth.Member, action: "operation.list", resource: "operation", h: a.listOperations},
 		{method: "GET", path: "/api/operations/{id}", policy: auth.Member, action: "operation.get", resource: "operation", h: a.getOperation},
@@ -113,6 +114,9 @@ func (a *API) routeTable() []route {
 		{method: "GET", path: "/api/monitoring/alert-rules/{id}", policy: auth.Operator, action: "alert_rule.get", resource: "alert_rule", h: a.getAlertRule},
 		{method: "PUT", path: "/api/monitoring/alert-rules/{id}", policy: auth.Operator, action: "alert_rule.update", resource: "alert_rule", h: a.updateAlertRule},
 		{method: "DELETE", path: "/api/monitoring/alert-rules/{id}", policy: auth.Operator, action: "alert_rule.delete", resource: "alert_rule", h: a.deleteAlertRule},
+		// Host metrics are the nodes': who sees nodes sees them.
+		{method: "GET", path: "/api/monitoring/metrics", policy: auth.Operator, action: "monitoring.host_metrics", resource: "node", h: a.hostMetrics},
+		{method: "GET", path: "/api/monitoring/vms", policy: auth.Member, action: "monitoring.vms", resource: "vm", h: a.latestVMMetrics},
 	}
 }
 

@@ -35,6 +35,7 @@ import (
 	"github.com/novacron/novacron/internal/events"
 	"github.com/novacron/novacron/internal/httpapi"
 	"github.com/novacron/novacron/internal/images"
+	"github.com/novacron/novacron/internal/monitor"
 	"github.com/novacron/novacron/internal/store/postgres"
 	"github.com/novacron/novacron/internal/store/sqlite"
 	"github.com/novacron/novacron/internal/vm"
@@ -64,6 +65,11 @@ type Config struct {
 	MetricsToken      string
 	MetricsPublic     bool
 	AuditRetention    time.Duration
+	// MetricsInterval is how often agents sample the host and its VMs
+	// (default 30s); MetricsRetention how long samples are kept (default
+	// 30 days).
+	MetricsInterval  time.Duration
+	MetricsRetention time.Duration
 	// PruneInterval is how often retention runs (default 1h).
 	PruneInterval time.Duration
 
@@ -119,11 +125,16 @@ type Server struct {
 	store Store
 	agent *agent.Agent
 	vms   *vm.Service
-	bus   *events.Bus
-	alert *alert.Engine
-	api   *httpapi.API
-	http  *http.Server
-	ln    net.Listener
+	// node is the local node's id.
+	node    string
+	bus     *events.Bus
+	alert   *alert.Engine
+	metrics *monitor.Service
+	// stopCollect ends the local agent's metrics collection.
+	stopCollect context.CancelFunc
+	api         *httpapi.API
+	http        *http.Server
+	ln          net.Listener
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -155,10 +166,17 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), bus: events.NewBus()}
 	defer func() {
 		if err == nil {
 			return
+		}
+		if s.stopCollect != nil {
+			s.stopCollect()
+			s.wg.Wait()
+		}
+		if s.metrics != nil {
+			s.metrics.Close()
 		}
 		if s.alert != nil {
 			s.alert.Close()
@@ -193,10 +211,11 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := s.openNode(ctx, imgs); err != nil {
 		return nil, err
 	}
-	s.bus = events.NewBus()
 	if err := s.openAlerts(ctx); err != nil {
 		return nil, err
 	}
+	s.openMetrics()
+	s.metrics.OnIngest(s.alert.Observe)
 	s.api = httpapi.New(httpapi.Config{
 		Version:           Version,
 		AllowRegistration: cfg.AllowRegistration,
@@ -207,11 +226,12 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MetricsToken:      cfg.MetricsToken,
 		MetricsPublic:     cfg.MetricsPublic,
 		TLS:               cfg.TLSCert != "",
-		Features:          []string{"auth", "tenants", "audit", "vms", "operations", "images", "alerts"},
+		Features:          []string{"auth", "tenants", "audit", "vms", "operations", "images", "metrics", "alerts"},
 		Drivers:           s.vms.Drivers(),
 		OpenAPI:           api.OpenAPI,
 		Images:            imgs,
 		Alerts:            s.alert,
+		Metrics:           s.metrics,
 	}, s.store, authn, s.vms, cfg.Logger.With("component", "http"))
 
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -290,10 +310,12 @@ func (s *Server) openNode(ctx context.Context, imgs *images.Store) error {
 	s.agent = ag
 	s.vms = vm.New(s.store, vm.Config{AllowUserProcess: s.cfg.AllowUserProcess, StopTimeout: s.cfg.StopTimeout,
 		ReconcileInterval: s.cfg.ReconcileInterval}, s.log.With("component", "vm"))
-	if _, err := s.vms.AddNode(ctx, ag, "local"); err != nil {
+	node, err := s.vms.AddNode(ctx, ag, "local")
+	if err != nil {
 		s.vms.Close()
 		return fmt.Errorf("local node: %w", err)
 	}
+	s.node = node.ID
 	return nil
 }
 
@@ -345,6 +367,22 @@ func readOrCreateSecret(p string) ([]byte, error) {
 	return secret, nil
 }
 
+// openMetrics starts the metrics service and the local agent's collection,
+// which pushes a round of samples every interval.
+func (s *Server) openMetrics() {
+	s.metrics = monitor.New(s.store, monitor.Config{Interval: s.cfg.MetricsInterval, Retention: s.cfg.MetricsRetention,
+		Bus: s.bus, Logger: s.log.With("component", "metrics")})
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopCollect = cancel
+	s.wg.Go(func() {
+		s.agent.CollectMetrics(ctx, s.metrics.Interval(), func(ctx context.Context, host *novacron.HostPoint, vms []novacron.VMSample) {
+			if err := s.metrics.Ingest(ctx, monitor.Batch{NodeID: s.node, Host: host, VMs: vms}); err != nil {
+				s.log.Warn("metrics of the local node dropped", "err", err)
+			}
+		})
+	})
+}
+
 // imageSource serves the in-process agent the image store's files.
 type imageSource struct{ st *images.Store }
 
@@ -359,6 +397,7 @@ type Store interface {
 	novacron.VMStore
 	novacron.ImageStore
 	novacron.AlertStore
+	novacron.MetricsStore
 }
 
 func storeKind(db string) string {
@@ -479,6 +518,11 @@ func (s *Server) retention() {
 		if _, err := s.store.PruneSessions(ctx, now.Add(-24*time.Hour)); err != nil {
 			s.log.Error("prune sessions", "err", err)
 		}
+		if n, err := s.metrics.Prune(ctx); err != nil {
+			s.log.Error("prune metrics", "err", err)
+		} else if n > 0 {
+			s.log.Info("pruned metrics", "chunks", n)
+		}
 		cancel()
 		select {
 		case <-s.stop:
@@ -508,9 +552,13 @@ func (s *Server) Store() Store { return s.store }
 // Agent returns the in-process node agent.
 func (s *Server) Agent() *agent.Agent { return s.agent }
 
-// Alerts returns the alert engine: the metrics service hands it samples
-// (Observe), /metrics reads its Counts.
+// Alerts returns the alert engine: it observes the metrics service's
+// samples, /metrics reads its Counts.
 func (s *Server) Alerts() *alert.Engine { return s.alert }
+
+// Metrics returns the metrics service: the alert engine observes it
+// (OnIngest), the Prometheus gauges read its Latest.
+func (s *Server) Metrics() *monitor.Service { return s.metrics }
 
 // Events returns the server's event bus.
 func (s *Server) Events() *events.Bus { return s.bus }
@@ -531,7 +579,9 @@ func (s *Server) Close(ctx context.Context) error {
 			err = werr
 		}
 		close(s.stop)
+		s.stopCollect()
 		s.wg.Wait()
+		s.metrics.Close()
 		s.alert.Close()
 		s.vms.Close()
 		if cerr := s.store.Close(); err == nil {

@@ -11,7 +11,7 @@ import (
 var Tables = []string{
 	"alert_rules", "alerts", "audit_logs", "images", "migrations", "nodes", "operations",
 	"schema_migrations", "sessions", "settings", "system_metrics", "tenants", "users",
-	"vm_metrics", "vms",
+	"vm_metrics", "vm_metrics_latest", "vms",
 }
 
 // Indexes are the named indexes that every store's schema has.
@@ -20,7 +20,7 @@ var Indexes = []string{
 	"audit_logs_action", "audit_logs_tenant_id_ts", "audit_logs_ts", "audit_logs_user_id",
 	"migrations_status", "migrations_vm_id", "operations_status", "operations_vm_id",
 	"sessions_expires_at", "sessions_user_id", "system_metrics_chunk_end", "users_tenant_id",
-	"vm_metrics_chunk_end", "vms_image_id", "vms_node_id", "vms_owner_id", "vms_state", "vms_tenant_id",
+	"vm_metrics_chunk_end", "vm_metrics_latest_ts", "vms_image_id", "vms_node_id", "vms_owner_id", "vms_state", "vms_tenant_id",
 }
 
 // DB is raw access to a freshly migrated database, for RunSchema.
@@ -102,6 +102,7 @@ func RunSchema(t *testing.T, db DB) {
 			VALUES (` + vm1 + `, 30, ` + ts + `, ` + ts + `, 1, $blob)`,
 		`INSERT INTO system_metrics (node_id, resolution, chunk_start, chunk_end, count, data)
 			VALUES (` + node2 + `, 30, ` + ts + `, ` + ts + `, 1, $blob)`,
+		`INSERT INTO vm_metrics_latest (vm_id, node_id, ts, point) VALUES (` + vm1 + `, ` + node1 + `, ` + ts + `, '{"cpu_usage": 1}')`,
 		`INSERT INTO alert_rules (id, tenant_id, name, metric, comparator, threshold, for_seconds, severity, scope, created_at, updated_at)
 			VALUES (` + rule1 + `, ` + tenantA + `, 'cpu', 'cpu_percent', '>', 90.5, 60, 'warning', '{}', ` + ts + `, ` + ts + `)`,
 		`INSERT INTO alerts (id, rule_id, name, severity, status, labels, start_time)
@@ -153,6 +154,8 @@ func RunSchema(t *testing.T, db DB) {
 		"alert resolved end":    `UPDATE alerts SET status = 'resolved'`,
 		"alert open twice": `INSERT INTO alerts (id, rule_id, name, severity, status, labels, start_time)
 			VALUES ('01900000-0000-7000-8000-000000000d12', ` + rule1 + `, 'cpu', 'warning', 'acknowledged', '{}', ` + ts + `)`,
+		"latest point json":      `UPDATE vm_metrics_latest SET point = '[1]'`,
+		"latest vm fk":           `UPDATE vm_metrics_latest SET vm_id = ` + absent,
 		"migration type":         `UPDATE migrations SET type = 'hot'`,
 		"migration status":       `UPDATE migrations SET status = 'paused'`,
 		"migration vm fk":        `UPDATE migrations SET vm_id = ` + absent,
@@ -190,6 +193,7 @@ func RunSchema(t *testing.T, db DB) {
 	// Deleting a VM deletes its metrics and migrations, not its operations.
 	noErr(t, db.Exec(`DELETE FROM vms WHERE id = `+vm1), "delete vm")
 	count(`SELECT count(*) FROM vm_metrics`, 0)
+	count(`SELECT count(*) FROM vm_metrics_latest`, 0)
 	count(`SELECT count(*) FROM migrations`, 0)
 	count(`SELECT count(*) FROM operations`, 1)
 	// Deleting a node deletes its metrics.

@@ -24,6 +24,7 @@ type Store interface {
 	novacron.VMStore
 	novacron.ImageStore
 	novacron.AlertStore
+	novacron.MetricsStore
 }
 
 // Run runs the conformance suite. open returns a new store on an empty,
@@ -90,6 +91,9 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"Alert/RuleInvalid", testAlertRuleInvalid},
 		{"Alert/Lifecycle", testAlertLifecycle},
 		{"Concurrent/AlertOpen", testAlertOpenRace},
+		{"Metrics/Chunks", testMetricChunks},
+		{"Metrics/Latest", testMetricLatest},
+		{"Metrics/Concurrent", testMetricConcurrent},
 		{"Concurrent/VMQuota", testVMQuotaRace},
 		{"Concurrent/BeginOperation", testVMBeginRace},
 		{"Concurrent/Writers", testConcurrentWriters},
