@@ -11,6 +11,8 @@ package events
 import (
 	"sync"
 	"time"
+
+	"github.com/novacron/novacron"
 )
 
 // Event types, as the WebSocket stream names them.
@@ -25,17 +27,35 @@ const (
 
 // Event is one thing that happened. TenantID says who may see it: the
 // members of that tenant and admins; an empty TenantID is for admins only
-// (nodes, host metrics, cluster-wide alerts) unless Public is set.
+// (host metrics, cluster-wide alerts) unless Operators or Public is set.
 type Event struct {
 	Type string    `json:"type"`
 	TS   time.Time `json:"ts"`
 	Data any       `json:"data"`
 
 	TenantID string `json:"-"`
+	// Operators events may be seen by operators of every tenant as well
+	// (nodes, which GET /api/nodes shows operators).
+	Operators bool `json:"-"`
 	// Public events may be seen by every authenticated caller.
 	Public bool `json:"-"`
 	// VMID is the VM the event is about, if any (for ?vm_id= filters).
 	VMID string `json:"-"`
+}
+
+// VisibleTo reports whether a may see e: admins see everything; others
+// see public events, their own tenant's, and operators also the events
+// marked Operators. No caller sees nothing.
+func (e Event) VisibleTo(a *novacron.Actor) bool {
+	switch {
+	case a == nil:
+		return false
+	case a.Role == novacron.RoleAdmin, e.Public:
+		return true
+	case e.TenantID != "":
+		return e.TenantID == a.TenantID
+	}
+	return e.Operators && a.Role == novacron.RoleOperator
 }
 
 // Subscription receives events until it is closed or falls behind.
@@ -80,8 +100,11 @@ func (b *Bus) Subscribe(size int, filter func(Event) bool) *Subscription {
 	return s
 }
 
-// Subscribers returns the number of live subscriptions.
+// Subscribers returns the number of live subscriptions (0 on a nil bus).
 func (b *Bus) Subscribers() int {
+	if b == nil {
+		return 0
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return len(b.subs)

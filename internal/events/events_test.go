@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/novacron/novacron"
 )
 
 func TestPublishFiltersAndOrder(t *testing.T) {
@@ -87,4 +89,33 @@ func TestConcurrentPublishSubscribe(t *testing.T) {
 	}
 	var nilBus *Bus
 	nilBus.Publish(Event{Type: TypeNode})
+}
+
+func TestVisibleTo(t *testing.T) {
+	admin := &novacron.Actor{Role: novacron.RoleAdmin, TenantID: "t0"}
+	op := &novacron.Actor{Role: novacron.RoleOperator, TenantID: "a"}
+	userA := &novacron.Actor{Role: novacron.RoleUser, TenantID: "a"}
+	userB := &novacron.Actor{Role: novacron.RoleUser, TenantID: "b"}
+	for _, c := range []struct {
+		name  string
+		e     Event
+		actor *novacron.Actor
+		want  bool
+	}{
+		{"no caller", Event{Public: true}, nil, false},
+		{"admin, another tenant", Event{TenantID: "a"}, admin, true},
+		{"admin, cluster-wide", Event{}, admin, true},
+		{"member of the tenant", Event{TenantID: "a"}, userA, true},
+		{"member of another tenant", Event{TenantID: "a"}, userB, false},
+		{"operator, another tenant", Event{TenantID: "b"}, op, false},
+		{"user, cluster-wide", Event{}, userA, false},
+		{"operator, cluster-wide", Event{}, op, false},
+		{"operator, node", Event{Operators: true}, op, true},
+		{"user, node", Event{Operators: true}, userA, false},
+		{"user, public", Event{Public: true}, userB, true},
+	} {
+		if got := c.e.VisibleTo(c.actor); got != c.want {
+			t.Errorf("%s: VisibleTo = %v, want %v", c.name, got, c.want)
+		}
+	}
 }
