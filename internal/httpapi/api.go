@@ -14,6 +14,7 @@ import (
 
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/auth"
+	"github.com/novacron/novacron/internal/events"
 	"github.com/novacron/novacron/internal/images"
 	"github.com/novacron/novacron/internal/vm"
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +49,16 @@ type Config struct {
 	// UploadTimeout bounds reading an upload's body (default 4h), in place
 	// of the server's read timeout.
 	UploadTimeout time.Duration
+	// Events is the bus WS /ws/monitoring streams; without it the route
+	// answers 503.
+	Events *events.Bus
+	// WSPingInterval is how often the monitoring stream pings its clients
+	// (default 30s); one that answers no ping within half of it is dropped.
+	WSPingInterval time.Duration
+	// VMMetrics, when set, gives /metrics the latest sample of every VM.
+	VMMetrics VMMetricsSource
+	// Alerts, when set, gives /metrics the number of alerts by status.
+	Alerts AlertCounter
 }
 
 // API serves the REST API.
@@ -100,6 +111,7 @@ func New(cfg Config, store Store, authn *auth.Service, vms *vm.Service, log *slo
 		metrics:      newMetrics(),
 		streams:      newStreams(),
 	}
+	a.metrics.reg.MustRegister(&fleetCollector{a: a, log: log})
 	a.routes = a.routeTable()
 	a.mux = a.buildMux()
 	return a
@@ -128,6 +140,13 @@ type RouteInfo struct {
 	Action       string
 	// WebSocket routes answer an upgrade request (101).
 	WebSocket bool
+}
+
+func (a *API) pingInterval() time.Duration {
+	if a.cfg.WSPingInterval > 0 {
+		return a.cfg.WSPingInterval
+	}
+	return 30 * time.Second
 }
 
 func (a *API) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -31,6 +31,7 @@ import (
 	"github.com/novacron/novacron/internal/driver/container"
 	"github.com/novacron/novacron/internal/driver/process"
 	"github.com/novacron/novacron/internal/driver/qemu"
+	"github.com/novacron/novacron/internal/events"
 	"github.com/novacron/novacron/internal/httpapi"
 	"github.com/novacron/novacron/internal/images"
 	"github.com/novacron/novacron/internal/store/postgres"
@@ -89,6 +90,9 @@ type Config struct {
 	Drivers []driver.Driver
 	// MaxImageSize bounds an image upload in bytes (default 20 GiB).
 	MaxImageSize int64
+	// WSPingInterval is how often WS /ws/monitoring pings its clients
+	// (default 30s).
+	WSPingInterval time.Duration
 
 	Logger *slog.Logger
 	// Terminal, when set, is where a generated admin password is shown. It
@@ -104,8 +108,11 @@ type Server struct {
 	agent *agent.Agent
 	vms   *vm.Service
 	api   *httpapi.API
-	http  *http.Server
-	ln    net.Listener
+	// events is the control plane's one event bus: what happens is
+	// published on it, and WS /ws/monitoring streams it.
+	events *events.Bus
+	http   *http.Server
+	ln     net.Listener
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -137,7 +144,7 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), events: events.NewBus()}
 	defer func() {
 		if err == nil {
 			return
@@ -182,10 +189,12 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MetricsToken:      cfg.MetricsToken,
 		MetricsPublic:     cfg.MetricsPublic,
 		TLS:               cfg.TLSCert != "",
-		Features:          []string{"auth", "tenants", "audit", "vms", "operations", "images"},
+		Features:          []string{"auth", "tenants", "audit", "vms", "operations", "images", "events"},
 		Drivers:           s.vms.Drivers(),
 		OpenAPI:           api.OpenAPI,
 		Images:            imgs,
+		Events:            s.events,
+		WSPingInterval:    cfg.WSPingInterval,
 	}, s.store, authn, s.vms, cfg.Logger.With("component", "http"))
 
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -263,7 +272,7 @@ func (s *Server) openNode(ctx context.Context, imgs *images.Store) error {
 	}
 	s.agent = ag
 	s.vms = vm.New(s.store, vm.Config{AllowUserProcess: s.cfg.AllowUserProcess, StopTimeout: s.cfg.StopTimeout,
-		ReconcileInterval: s.cfg.ReconcileInterval}, s.log.With("component", "vm"))
+		ReconcileInterval: s.cfg.ReconcileInterval, Events: s.events}, s.log.With("component", "vm"))
 	if _, err := s.vms.AddNode(ctx, ag, "local"); err != nil {
 		s.vms.Close()
 		return fmt.Errorf("local node: %w", err)
@@ -432,6 +441,10 @@ func (s *Server) Store() Store { return s.store }
 
 // Agent returns the in-process node agent.
 func (s *Server) Agent() *agent.Agent { return s.agent }
+
+// Events returns the server's event bus, for components that publish on it
+// and for tests.
+func (s *Server) Events() *events.Bus { return s.events }
 
 // API returns the server's API.
 func (s *Server) API() *httpapi.API { return s.api }
