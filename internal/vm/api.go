@@ -270,10 +270,13 @@ func (s *Service) begin(ctx context.Context, vm *novacron.VM, action novacron.Ac
 		return nil, novacron.Errorf(novacron.EInvalidState, "cannot %s vm %s: it is %s", action, vm.Name, vm.State)
 	}
 	op := &novacron.Operation{Action: string(action), UserID: userID}
+	was := vm.State
 	if err := s.store.BeginOperation(ctx, vm, tr.From, tr.During, tr.Desired, op); err != nil {
 		return nil, err
 	}
-	s.publishVM(ctx, vm)
+	if vm.State != was {
+		s.publishVM(ctx, vm)
+	}
 	s.publishOperation(ctx, op)
 	return op, nil
 }
