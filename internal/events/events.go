@@ -9,6 +9,7 @@
 package events
 
 import (
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -41,6 +42,27 @@ type Event struct {
 	Public bool `json:"-"`
 	// VMID is the VM the event is about, if any (for ?vm_id= filters).
 	VMID string `json:"-"`
+
+	// wire is shared by the copies of a published event, so that it is
+	// encoded once however many subscribers send it.
+	wire *wire
+}
+
+type wire struct {
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+// JSON returns the event as streams send it, {"type","ts","data"}. A
+// published event is encoded once, by the first subscriber that asks; the
+// bytes are shared and must not be modified.
+func (e Event) JSON() ([]byte, error) {
+	if e.wire == nil {
+		return json.Marshal(e)
+	}
+	e.wire.once.Do(func() { e.wire.b, e.wire.err = json.Marshal(e) })
+	return e.wire.b, e.wire.err
 }
 
 // VisibleTo reports whether a may see e: admins see everything; others
@@ -120,6 +142,7 @@ func (b *Bus) Publish(e Event) {
 	if e.TS.IsZero() {
 		e.TS = time.Now().UTC()
 	}
+	e.wire = &wire{}
 	var full []*Subscription
 	b.mu.RLock()
 	for s := range b.subs {

@@ -119,3 +119,24 @@ func TestVisibleTo(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONEncodedOnce(t *testing.T) {
+	b := NewBus()
+	s1, s2 := b.Subscribe(1, nil), b.Subscribe(1, nil)
+	data := map[string]int{"n": 1}
+	b.Publish(Event{Type: TypeMetrics, TS: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Data: data, TenantID: "secret"})
+	e1, e2 := <-s1.C, <-s2.C
+	j1, err := e1.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data["n"] = 2 // a later change is not seen: the first encoding is kept
+	j2, _ := e2.JSON()
+	want := `{"type":"metrics","ts":"2026-01-02T03:04:05Z","data":{"n":1}}`
+	if string(j1) != want || string(j2) != want {
+		t.Fatalf("JSON %s and %s, want %s (once, without the audience)", j1, j2, want)
+	}
+	if j, _ := (Event{Type: TypeNode, Data: 1}).JSON(); string(j) != `{"type":"node","ts":"0001-01-01T00:00:00Z","data":1}` {
+		t.Fatalf("an unpublished event: %s", j)
+	}
+}

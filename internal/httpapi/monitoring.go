@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -149,7 +148,7 @@ loop:
 	for {
 		select {
 		case e := <-s.sub.C:
-			b, err := json.Marshal(e)
+			b, err := e.JSON()
 			if err != nil {
 				s.a.log.Error("monitoring: encode an event", "request_id", s.requestID, "type", e.Type, "err", err)
 				continue
