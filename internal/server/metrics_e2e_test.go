@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -31,7 +32,16 @@ func TestMetricsPassPromtool(t *testing.T) {
 	waitSubscribers(t, h, 1)
 	h.srv.Events().Publish(events.Event{Type: events.TypeNode, Data: "x"})
 
-	r := h.want(h.req("GET", "/metrics", admin, nil), 200)
+	// The stream counts once its session runs, a moment after the
+	// client's dial returns.
+	var r reply
+	eventually(t, "the stream counted", func() error {
+		r = h.want(h.req("GET", "/metrics", admin, nil), 200)
+		if !bytes.Contains(r.raw, []byte(`novacron_websocket_clients{route="/ws/monitoring"} 1`)) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 	for _, s := range []string{`novacron_vms{state="stopped"} 1`, `novacron_operations_total{action="stop",result="succeeded"} 1`,
 		`novacron_websocket_clients{route="/ws/monitoring"} 1`, `novacron_http_request_duration_seconds_bucket{code="409",`} {
 		if !bytes.Contains(r.raw, []byte(s)) {
