@@ -87,21 +87,44 @@ func (a *API) monitoringStream(r *http.Request) (wsSession, error) {
 		return e.VisibleTo(actor)
 	}
 	sub := a.cfg.Events.Subscribe(MonitoringBuffer, filter)
-	return &monitoringSession{a: a, sub: sub, requestID: st.id, user: actor.Username}, nil
+	return &monitoringSession{a: a, sub: sub, actor: actor, requestID: st.id, user: actor.Username}, nil
 }
 
 // monitoringSession writes a subscription's events to a WebSocket.
 type monitoringSession struct {
 	a         *API
 	sub       *events.Subscription
+	actor     *novacron.Actor
 	requestID string
 	user      string
+}
+
+// stillValid reports why the stream's caller may no longer see what it
+// was opened for, or "": its session was revoked or expired (a logout), or
+// its user is gone or has another role or tenant. A store that cannot
+// answer keeps the stream.
+func (s *monitoringSession) stillValid(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	sess, err := s.a.store.GetSession(ctx, s.actor.SessionID)
+	if novacron.IsCode(err, novacron.ENotFound) || err == nil && !sess.Active(s.a.now()) {
+		return "the session has ended"
+	}
+	if err != nil {
+		return ""
+	}
+	u, err := s.a.store.GetUser(ctx, novacron.AllTenants, s.actor.UserID)
+	if novacron.IsCode(err, novacron.ENotFound) || err == nil && (u.Role != s.actor.Role || u.TenantID != s.actor.TenantID) {
+		return "the user's role or tenant changed"
+	}
+	return ""
 }
 
 func (s *monitoringSession) abort() { s.sub.Close() }
 
 // serve writes events until the client goes, falls behind by more than
-// its buffer (1008 "too slow"), answers no ping, or the server shuts down
+// its buffer (1008 "too slow"), answers no ping, its session ends or its
+// user changes (1008, checked at every ping), or the server shuts down
 // (1001).
 func (s *monitoringSession) serve(ctx context.Context, c *websocket.Conn, stop <-chan struct{}) {
 	defer s.sub.Close()
@@ -144,9 +167,16 @@ func (s *monitoringSession) serve(ctx context.Context, c *websocket.Conn, stop <
 		keepAliveEvery(ctx, c, s.a.pingInterval(), ended, end)
 	}()
 
+	recheck := time.NewTicker(s.a.pingInterval())
+	defer recheck.Stop()
 loop:
 	for {
 		select {
+		case <-recheck.C:
+			if why := s.stillValid(ctx); why != "" {
+				code, reason = websocket.StatusPolicyViolation, why
+				break loop
+			}
 		case e := <-s.sub.C:
 			b, err := e.JSON()
 			if err != nil {

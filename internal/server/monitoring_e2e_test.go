@@ -451,3 +451,31 @@ func TestMonitoringKeepAlive(t *testing.T) {
 		t.Fatalf("a client that answers no ping: %v, want close 1001 about the ping", err)
 	}
 }
+
+// TestMonitoringEndsWithItsSession: a logout, or a user moved to another
+// role, ends the streams opened with the old rights.
+func TestMonitoringEndsWithItsSession(t *testing.T) {
+	h := start(t, "", func(c *server.Config) {
+		fakeDrivers(c)
+		c.WSPingInterval = 200 * time.Millisecond
+	})
+	admin := h.admin()
+	ten := h.mkTenant(admin, "acme")
+	uid, alice := h.mkUser(admin, "alice", "operator", ten)
+	_, bob := h.mkUser(admin, "bob", "user", ten)
+	ca, _ := h.dialMonitoring(alice, "", byHeader)
+	cb, _ := h.dialMonitoring(bob, "", byHeader)
+	waitSubscribers(t, h, 2)
+	h.want(h.req("POST", "/auth/logout", bob, nil), 204)
+	h.want(h.req("PUT", "/api/users/"+uid, admin, map[string]any{"role": "user"}), 200)
+	for who, c := range map[string]*websocket.Conn{"logged out": cb, "demoted": ca} {
+		var err error
+		for err == nil {
+			_, err = nextEvent(t, c, 30*time.Second)
+		}
+		var ce websocket.CloseError
+		if !asCloseError(err, &ce) || ce.Code != websocket.StatusPolicyViolation {
+			t.Errorf("%s: %v, want close 1008", who, err)
+		}
+	}
+}
