@@ -171,6 +171,13 @@ func (s *monitoringSession) serve(ctx context.Context, c *websocket.Conn, stop <
 	defer recheck.Stop()
 loop:
 	for {
+		// Falling behind ends the stream at once, whatever is buffered.
+		select {
+		case <-s.sub.Dropped:
+			code, reason = websocket.StatusPolicyViolation, "too slow: the client fell behind the events"
+			break loop
+		default:
+		}
 		select {
 		case <-recheck.C:
 			if why := s.stillValid(ctx); why != "" {
