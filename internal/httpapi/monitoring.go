@@ -136,16 +136,14 @@ func (s *monitoringSession) serve(ctx context.Context, c *websocket.Conn, stop <
 		reason string
 		sent   int
 	)
-	endCh := make(chan struct {
+	type closing struct {
 		code   websocket.StatusCode
 		reason string
-	}, 4)
+	}
+	endCh := make(chan closing, 2) // the reader's and the pinger's
 	end := func(sc websocket.StatusCode, why string) {
 		select {
-		case endCh <- struct {
-			code   websocket.StatusCode
-			reason string
-		}{sc, why}:
+		case endCh <- closing{sc, why}:
 		default:
 		}
 	}

@@ -294,6 +294,21 @@ func TestMonitoringStream(t *testing.T) {
 	})
 }
 
+func TestMonitoringTakesNoMessages(t *testing.T) {
+	h := start(t, "", fakeDrivers)
+	c, _ := h.dialMonitoring(h.admin(), "", byHeader)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := nextEvent(t, c, 30*time.Second)
+	var ce websocket.CloseError
+	if !asCloseError(err, &ce) || ce.Code != websocket.StatusUnsupportedData {
+		t.Fatalf("after a message from the client: %v, want close 1003", err)
+	}
+}
+
 // TestMonitoringManyClients runs 100 streams at once, of users of two
 // tenants and admins: each gets every event it may see, in order, and
 // nothing else.
