@@ -64,7 +64,7 @@ var (
 
 // fleetCollector reports the fleet at scrape time: VMs by state (counted
 // from the store, cached for vmCountTTL), the VMs' latest usage and the
-// alerts (from their sources, when wired), and operations ended.
+// alerts (from their sources, when the API has them), and operations ended.
 type fleetCollector struct {
 	a   *API
 	log *slog.Logger
