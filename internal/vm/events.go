@@ -64,6 +64,15 @@ func (s *Service) publishOperation(ctx context.Context, op *novacron.Operation) 
 	s.cfg.Events.Publish(events.Event{Type: events.TypeOperation, Data: o, TenantID: o.TenantID, VMID: o.VMID})
 }
 
+// ended counts and publishes an operation the store has just finished.
+func (s *Service) ended(ctx context.Context, op *novacron.Operation, status novacron.OpStatus, msg string) {
+	s.ops.add(op.Action, status)
+	done := s.cfg.Now().UTC()
+	c := *op
+	c.Status, c.Error, c.FinishedAt = status, msg, &done
+	s.publishOperation(ctx, &c)
+}
+
 // publishNode publishes a node as the store has it.
 func (s *Service) publishNode(ctx context.Context, n *novacron.Node) {
 	if s.cfg.Events.Subscribers() == 0 {

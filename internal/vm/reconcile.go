@@ -94,8 +94,7 @@ func (s *Service) finish(ctx context.Context, op *novacron.Operation, status nov
 			s.log.Error("finish operation", "operation", op.ID, "err", err)
 		}
 	} else {
-		s.ops.add(op.Action, status)
-		s.publishOperation(ctx, op)
+		s.ended(ctx, op, status, msg)
 	}
 	s.notify(op.ID)
 }

@@ -309,8 +309,7 @@ func (s *Service) run(op *novacron.Operation, f func(ctx context.Context) error)
 		if err := s.store.FinishOperation(ctx, op.ID, status, msg); err != nil {
 			s.log.Error("finish operation", "operation", op.ID, "err", err)
 		} else {
-			s.ops.add(op.Action, status)
-			s.publishOperation(ctx, op)
+			s.ended(ctx, op, status, msg)
 		}
 		s.notify(op.ID)
 	}()
