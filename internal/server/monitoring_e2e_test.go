@@ -163,8 +163,14 @@ func readAll(c *websocket.Conn) <-chan error {
 	return ch
 }
 
+// TestMonitoringStream runs on both stores: the events carry what the
+// store reads back.
 func TestMonitoringStream(t *testing.T) {
-	h := start(t, "", fakeDrivers)
+	stores(t, func(t *testing.T, db func(*testing.T) string) { testMonitoringStream(t, db(t)) })
+}
+
+func testMonitoringStream(t *testing.T, db string) {
+	h := start(t, db, fakeDrivers)
 	admin := h.admin()
 	tA, tB := h.mkTenant(admin, "acme"), h.mkTenant(admin, "globex")
 	_, alice := h.mkUser(admin, "alice", "user", tA)
