@@ -81,10 +81,12 @@ type API struct {
 	routes  []route
 }
 
-// Store is what the API reads directly: accounts, audit, operations, nodes.
+// Store is what the API reads directly: accounts, audit, operations,
+// nodes, and the count of VMs by state for /metrics.
 type Store interface {
 	novacron.Store
 	novacron.VMStore
+	novacron.VMCounter
 }
 
 // New returns the API over a store, the authentication service and the VM

@@ -35,8 +35,8 @@ var vmStates = []novacron.VMState{novacron.StateCreating, novacron.StateStopped,
 	novacron.StateRunning, novacron.StateStopping, novacron.StateRestarting, novacron.StatePaused,
 	novacron.StateMigrating, novacron.StateDeleting, novacron.StateFailed}
 
-// vmCountTTL is how long a count of VMs by state serves scrapes: counting
-// reads every VM row, and several Prometheus servers may scrape.
+// vmCountTTL is how long a count of VMs by state serves scrapes: several
+// Prometheus servers may scrape, and a count is a query over every VM.
 const vmCountTTL = 5 * time.Second
 
 // scrapeTimeout bounds what one scrape asks of the store and the sources.
@@ -122,20 +122,9 @@ func (c *fleetCollector) vmCounts(ctx context.Context) (map[novacron.VMState]int
 	if c.counts != nil && now.Sub(c.counted) < vmCountTTL {
 		return c.counts, nil
 	}
-	counts := map[novacron.VMState]int{}
-	f := novacron.VMFilter{Page: novacron.Page{Limit: 500}}
-	for {
-		vms, next, err := c.a.store.ListVMs(ctx, novacron.AllTenants, f)
-		if err != nil {
-			return nil, err
-		}
-		for _, v := range vms {
-			counts[v.State]++
-		}
-		if next == "" {
-			break
-		}
-		f.Cursor = next
+	counts, err := c.a.store.CountVMsByState(ctx)
+	if err != nil {
+		return nil, err
 	}
 	c.counts, c.counted = counts, now
 	return counts, nil

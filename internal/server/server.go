@@ -293,6 +293,7 @@ type Store interface {
 	novacron.Store
 	novacron.VMStore
 	novacron.ImageStore
+	novacron.VMCounter
 }
 
 func storeKind(db string) string {
