@@ -22,8 +22,10 @@ const (
 	MonitoringBuffer = 128
 	// maxStreamVMs bounds the VMs one stream may follow by ?vm_id=.
 	maxStreamVMs = 100
-	// streamWriteTimeout bounds one message's write to a client; the
-	// bounded buffer drops a slow client long before in practice.
+	// monitoringWriteTimeout bounds one message's write to a client that
+	// takes nothing at all: its connection is then closed without a close
+	// frame. A client that reads, but too slowly, falls a buffer behind
+	// and is dropped with one.
 	monitoringWriteTimeout = 30 * time.Second
 	// monitoringReadLimit bounds a message from the client, which should
 	// send none.
@@ -34,13 +36,18 @@ const (
 var streamTypes = []string{events.TypeMetrics, events.TypeVMState, events.TypeAlert,
 	events.TypeMigration, events.TypeNode, events.TypeOperation}
 
-// queryList reads a parameter given repeated or comma-separated.
-func queryList(r *http.Request, name string) []string {
+// queryList reads a parameter given repeated or comma-separated, without
+// repeats. It stops reading after max+1 values: more than max is the
+// caller's error.
+func queryList(r *http.Request, name string, max int) []string {
 	var out []string
 	for _, v := range r.URL.Query()[name] {
-		for _, s := range strings.Split(v, ",") {
+		for s := range strings.SplitSeq(v, ",") {
 			if s = strings.TrimSpace(s); s != "" && !slices.Contains(out, s) {
 				out = append(out, s)
+				if len(out) > max {
+					return out
+				}
 			}
 		}
 	}
@@ -54,7 +61,7 @@ func (a *API) monitoringStream(r *http.Request) (wsSession, error) {
 	if a.cfg.Events == nil {
 		return nil, novacron.Errorf(novacron.EUnavailable, "this server has no event stream")
 	}
-	types := queryList(r, "types")
+	types := queryList(r, "types", len(streamTypes))
 	if len(types) > len(streamTypes) {
 		return nil, novacron.FieldError("types", "at most %d types", len(streamTypes))
 	}
@@ -63,7 +70,7 @@ func (a *API) monitoringStream(r *http.Request) (wsSession, error) {
 			return nil, novacron.FieldError("types", "unknown type %q: the types are %s", truncate(t, 32), strings.Join(streamTypes, ", "))
 		}
 	}
-	vmIDs := queryList(r, "vm_id")
+	vmIDs := queryList(r, "vm_id", maxStreamVMs)
 	if len(vmIDs) > maxStreamVMs {
 		return nil, novacron.FieldError("vm_id", "at most %d VMs", maxStreamVMs)
 	}

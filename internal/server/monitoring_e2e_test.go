@@ -187,6 +187,12 @@ func testMonitoringStream(t *testing.T, db string) {
 		h.want(r, 400, "invalid_request")
 		_, r = h.dialMonitoring(alice, "vm_id=00000000-0000-0000-0000-000000000001", byHeader)
 		h.want(r, 404, "not_found")
+		var ids []string
+		for i := range 101 {
+			ids = append(ids, fmt.Sprintf("%08d-0000-0000-0000-000000000000", i))
+		}
+		_, r = h.dialMonitoring(alice, "vm_id="+strings.Join(ids, ","), byHeader)
+		h.want(r, 400, "invalid_request")
 		r = h.req("GET", "/ws/monitoring", alice, nil)
 		h.want(r, 400, "invalid_request")
 	})
