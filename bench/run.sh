@@ -9,9 +9,10 @@
 # /var/cache/novacron-test-guest when missing) and containers' create,
 # stop and delete latency and memory (containerbench, SQLite only, against
 # a bare "runc run -d" of the same bundle; root only, with runc and
-# /bin/busybox from busybox-static).
-# HTTPBENCH_FLAGS, VMBENCH_FLAGS, QEMUBENCH_FLAGS and CONTAINERBENCH_FLAGS
-# pass flags (VMBENCH_FLAGS='-n 100', QEMUBENCH_FLAGS='-counts 1,10',
+# /bin/busybox from busybox-static), and WS /ws/monitoring holding 1000
+# connections (wsbench, SQLite, against a bare coder/websocket fan-out).
+# HTTPBENCH_FLAGS, VMBENCH_FLAGS, QEMUBENCH_FLAGS, CONTAINERBENCH_FLAGS and
+# WSBENCH_FLAGS pass flags (VMBENCH_FLAGS='-n 100', QEMUBENCH_FLAGS='-counts 1,10',
 # CONTAINERBENCH_FLAGS='-counts 1,10').
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,8 @@ if [ -z "${NOVACRON_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/d
 	trap 'scripts/pg-test-cluster.sh stop "$NOVACRON_TEST_PG_DIR"' EXIT
 fi
 go run ./bench/httpbench -pg "${NOVACRON_TEST_PG_URL:-}" ${HTTPBENCH_FLAGS:-}
+echo
+go run ./bench/wsbench ${WSBENCH_FLAGS:-}
 echo
 if [ "$(id -u)" = 0 ]; then
 	go run ./bench/vmbench -pg "${NOVACRON_TEST_PG_URL:-}" ${VMBENCH_FLAGS:-}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian machine (run as root):
 # PostgreSQL for the store and end-to-end tests, qemu-img (qemu-utils) for the
-# image checks, QEMU and runc for the drivers, staticcheck for the lint step.
+# image checks, QEMU and runc for the drivers, staticcheck for the lint step,
+# promtool for the metrics check.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -25,6 +26,20 @@ if [ -x /usr/sbin/pg_ctlcluster ] && command -v pg_lsclusters >/dev/null; then
 	pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
 		pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true
 	done
+fi
+# promtool checks the /metrics output (`promtool check metrics`). Debian's
+# prometheus package carries it, but installing that package also installs
+# and may start a Prometheus server: only promtool is taken from it.
+if ! command -v promtool >/dev/null; then
+	tmp=$(mktemp -d)
+	(
+		cd "$tmp"
+		[ -n "$(ls /var/lib/apt/lists/ 2>/dev/null | grep -v lock)" ] || apt-get update -q
+		apt-get download prometheus
+		dpkg-deb -x prometheus_*.deb x
+		install -m 0755 x/usr/bin/promtool /usr/local/bin/promtool
+	)
+	rm -rf "$tmp"
 fi
 if ! command -v staticcheck >/dev/null && [ ! -x "$(go env GOPATH)/bin/staticcheck" ]; then
 	go install honnef.co/go/tools/cmd/staticcheck@latest

@@ -9,8 +9,11 @@
 package events
 
 import (
+	"encoding/json"
 	"sync"
 	"time"
+
+	"github.com/novacron/novacron"
 )
 
 // Event types, as the WebSocket stream names them.
@@ -25,17 +28,56 @@ const (
 
 // Event is one thing that happened. TenantID says who may see it: the
 // members of that tenant and admins; an empty TenantID is for admins only
-// (nodes, host metrics, cluster-wide alerts) unless Public is set.
+// (host metrics, cluster-wide alerts) unless Operators or Public is set.
 type Event struct {
 	Type string    `json:"type"`
 	TS   time.Time `json:"ts"`
 	Data any       `json:"data"`
 
 	TenantID string `json:"-"`
+	// Operators events may be seen by operators of every tenant as well
+	// (nodes, which GET /api/nodes shows operators).
+	Operators bool `json:"-"`
 	// Public events may be seen by every authenticated caller.
 	Public bool `json:"-"`
 	// VMID is the VM the event is about, if any (for ?vm_id= filters).
 	VMID string `json:"-"`
+
+	// wire is shared by the copies of a published event, so that it is
+	// encoded once however many subscribers send it.
+	wire *wire
+}
+
+type wire struct {
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+// JSON returns the event as streams send it, {"type","ts","data"}. A
+// published event is encoded once, by the first subscriber that asks; the
+// bytes are shared and must not be modified.
+func (e Event) JSON() ([]byte, error) {
+	if e.wire == nil {
+		return json.Marshal(e)
+	}
+	e.wire.once.Do(func() { e.wire.b, e.wire.err = json.Marshal(e) })
+	return e.wire.b, e.wire.err
+}
+
+// VisibleTo reports whether a may see e: admins see everything; others
+// see public events, their own tenant's, and operators also the events
+// marked Operators. No caller sees nothing.
+func (e Event) VisibleTo(a *novacron.Actor) bool {
+	switch {
+	case a == nil:
+		return false
+	case a.Role == novacron.RoleAdmin, e.Public:
+		return true
+	case e.TenantID != "":
+		return e.TenantID == a.TenantID
+	}
+	return e.Operators && a.Role == novacron.RoleOperator
 }
 
 // Subscription receives events until it is closed or falls behind.
@@ -80,8 +122,11 @@ func (b *Bus) Subscribe(size int, filter func(Event) bool) *Subscription {
 	return s
 }
 
-// Subscribers returns the number of live subscriptions.
+// Subscribers returns the number of live subscriptions (0 on a nil bus).
 func (b *Bus) Subscribers() int {
+	if b == nil {
+		return 0
+	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	return len(b.subs)
@@ -97,6 +142,7 @@ func (b *Bus) Publish(e Event) {
 	if e.TS.IsZero() {
 		e.TS = time.Now().UTC()
 	}
+	e.wire = &wire{}
 	var full []*Subscription
 	b.mu.RLock()
 	for s := range b.subs {

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/novacron/novacron"
 )
 
 func TestPublishFiltersAndOrder(t *testing.T) {
@@ -87,4 +89,54 @@ func TestConcurrentPublishSubscribe(t *testing.T) {
 	}
 	var nilBus *Bus
 	nilBus.Publish(Event{Type: TypeNode})
+}
+
+func TestVisibleTo(t *testing.T) {
+	admin := &novacron.Actor{Role: novacron.RoleAdmin, TenantID: "t0"}
+	op := &novacron.Actor{Role: novacron.RoleOperator, TenantID: "a"}
+	userA := &novacron.Actor{Role: novacron.RoleUser, TenantID: "a"}
+	userB := &novacron.Actor{Role: novacron.RoleUser, TenantID: "b"}
+	for _, c := range []struct {
+		name  string
+		e     Event
+		actor *novacron.Actor
+		want  bool
+	}{
+		{"no caller", Event{Public: true}, nil, false},
+		{"admin, another tenant", Event{TenantID: "a"}, admin, true},
+		{"admin, cluster-wide", Event{}, admin, true},
+		{"member of the tenant", Event{TenantID: "a"}, userA, true},
+		{"member of another tenant", Event{TenantID: "a"}, userB, false},
+		{"operator, another tenant", Event{TenantID: "b"}, op, false},
+		{"user, cluster-wide", Event{}, userA, false},
+		{"operator, cluster-wide", Event{}, op, false},
+		{"operator, node", Event{Operators: true}, op, true},
+		{"user, node", Event{Operators: true}, userA, false},
+		{"user, public", Event{Public: true}, userB, true},
+	} {
+		if got := c.e.VisibleTo(c.actor); got != c.want {
+			t.Errorf("%s: VisibleTo = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestJSONEncodedOnce(t *testing.T) {
+	b := NewBus()
+	s1, s2 := b.Subscribe(1, nil), b.Subscribe(1, nil)
+	data := map[string]int{"n": 1}
+	b.Publish(Event{Type: TypeMetrics, TS: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Data: data, TenantID: "secret"})
+	e1, e2 := <-s1.C, <-s2.C
+	j1, err := e1.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data["n"] = 2 // a later change is not seen: the first encoding is kept
+	j2, _ := e2.JSON()
+	want := `{"type":"metrics","ts":"2026-01-02T03:04:05Z","data":{"n":1}}`
+	if string(j1) != want || string(j2) != want {
+		t.Fatalf("JSON %s and %s, want %s (once, without the audience)", j1, j2, want)
+	}
+	if j, _ := (Event{Type: TypeNode, Data: 1}).JSON(); string(j) != `{"type":"node","ts":"0001-01-01T00:00:00Z","data":1}` {
+		t.Fatalf("an unpublished event: %s", j)
+	}
 }

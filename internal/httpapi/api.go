@@ -15,6 +15,7 @@ import (
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/alert"
 	"github.com/novacron/novacron/internal/auth"
+	"github.com/novacron/novacron/internal/events"
 	"github.com/novacron/novacron/internal/images"
 	"github.com/novacron/novacron/internal/monitor"
 	"github.com/novacron/novacron/internal/vm"
@@ -56,6 +57,16 @@ type Config struct {
 	// UploadTimeout bounds reading an upload's body (default 4h), in place
 	// of the server's read timeout.
 	UploadTimeout time.Duration
+	// Events is the bus WS /ws/monitoring streams; without it the route
+	// answers 503.
+	Events *events.Bus
+	// WSPingInterval is how often the monitoring stream pings its clients
+	// (default 30s); one that answers no ping within half of it is dropped.
+	WSPingInterval time.Duration
+	// VMMetrics, when set, gives /metrics the latest sample of every VM.
+	VMMetrics VMMetricsSource
+	// AlertCounts, when set, gives /metrics the number of alerts by status.
+	AlertCounts AlertCounter
 }
 
 // API serves the REST API.
@@ -78,10 +89,12 @@ type API struct {
 	routes  []route
 }
 
-// Store is what the API reads directly: accounts, audit, operations, nodes.
+// Store is what the API reads directly: accounts, audit, operations,
+// nodes, and the count of VMs by state for /metrics.
 type Store interface {
 	novacron.Store
 	novacron.VMStore
+	novacron.VMCounter
 }
 
 // New returns the API over a store, the authentication service and the VM
@@ -108,6 +121,7 @@ func New(cfg Config, store Store, authn *auth.Service, vms *vm.Service, log *slo
 		metrics:      newMetrics(),
 		streams:      newStreams(),
 	}
+	a.metrics.reg.MustRegister(&fleetCollector{a: a, log: log})
 	a.routes = a.routeTable()
 	a.mux = a.buildMux()
 	return a
@@ -136,6 +150,13 @@ type RouteInfo struct {
 	Action       string
 	// WebSocket routes answer an upgrade request (101).
 	WebSocket bool
+}
+
+func (a *API) pingInterval() time.Duration {
+	if a.cfg.WSPingInterval > 0 {
+		return a.cfg.WSPingInterval
+	}
+	return 30 * time.Second
 }
 
 func (a *API) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {

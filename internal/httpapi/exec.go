@@ -294,14 +294,20 @@ func (s *execSession) control(b []byte) string {
 // keepAlive pings the peer every consolePing until ended is closed, and
 // ends the session when a ping is not answered.
 func keepAlive(ctx context.Context, c *websocket.Conn, ended <-chan struct{}, end func(websocket.StatusCode, string)) {
-	t := time.NewTicker(consolePing)
+	keepAliveEvery(ctx, c, consolePing, ended, end)
+}
+
+// keepAliveEvery pings the peer every interval until ended is closed, and
+// ends the session when a ping is not answered within half of it.
+func keepAliveEvery(ctx context.Context, c *websocket.Conn, interval time.Duration, ended <-chan struct{}, end func(websocket.StatusCode, string)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ended:
 			return
 		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, consolePing/2)
+			pctx, cancel := context.WithTimeout(ctx, interval/2)
 			err := c.Ping(pctx)
 			cancel()
 			if err != nil {

@@ -14,10 +14,11 @@ import (
 )
 
 type metrics struct {
-	reg      *prometheus.Registry
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
-	handler  http.Handler
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	wsClients *prometheus.GaugeVec
+	handler   http.Handler
 }
 
 func newMetrics() *metrics {
@@ -29,11 +30,15 @@ func newMetrics() *metrics {
 		}, []string{"route", "method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "novacron_http_request_duration_seconds",
-			Help:    "Time to answer HTTP requests, by route.",
+			Help:    "Time to answer HTTP requests, by route and status (a WebSocket: up to its upgrade).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}, []string{"route", "code"}),
+		wsClients: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "novacron_websocket_clients",
+			Help: "WebSocket connections open, by route.",
 		}, []string{"route"}),
 	}
-	m.reg.MustRegister(m.requests, m.duration,
+	m.reg.MustRegister(m.requests, m.duration, m.wsClients,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
@@ -41,7 +46,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) observe(route, method string, status int, d time.Duration) {
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(d.Seconds())
+	m.duration.WithLabelValues(route, strconv.Itoa(status)).Observe(d.Seconds())
 }
 
 // serveMetrics serves Prometheus text to admins, to holders of the metrics

@@ -57,6 +57,7 @@ var expectedAccess = map[string]string{
 	"image.upload":         "members", // ?public=true: the handler asks for admin
 	"image.get":            "members",
 	"image.delete":         "members", // a public image: the store asks for admin
+	"monitoring.stream":    "members", // each event is checked by events.Event.VisibleTo
 	"node.list":            "operators",
 	"node.get":             "operators",
 	"alert.list":           "members", // the store's scope: their tenant's alerts (admins: all)

@@ -101,6 +101,10 @@ func (a *API) routeTable() []route {
 		{method: "GET", path: "/api/images/{id}", policy: auth.Member, action: "image.get", resource: "image", h: a.getImage},
 		{method: "DELETE", path: "/api/images/{id}", policy: auth.Member, action: "image.delete", resource: "image", h: a.deleteImage},
 
+		// Events of the caller's tenant (admins: all; nodes: operators
+		// and admins, as GET /api/nodes), filtered by ?types= and ?vm_id=.
+		{method: "GET", path: "/ws/monitoring", policy: auth.Member, action: "monitoring.stream", resource: "monitoring", ws: a.monitoringStream, audit: true},
+
 		{method: "GET", path: "/api/nodes", policy: auth.Operator, action: "node.list", resource: "node", h: a.listNodes},
 		{method: "GET", path: "/api/nodes/{id}", policy: auth.Operator, action: "node.get", resource: "node", h: a.getNode},
 

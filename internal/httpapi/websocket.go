@@ -160,6 +160,9 @@ func (a *API) serveWebSocket(rt *route, w http.ResponseWriter, r *http.Request, 
 		return
 	}
 	defer done()
+	clients := a.metrics.wsClients.WithLabelValues(rt.path)
+	clients.Inc()
+	defer clients.Dec()
 	sess.serve(r.Context(), c, stop)
 }
 

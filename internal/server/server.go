@@ -97,6 +97,9 @@ type Config struct {
 	Drivers []driver.Driver
 	// MaxImageSize bounds an image upload in bytes (default 20 GiB).
 	MaxImageSize int64
+	// WSPingInterval is how often WS /ws/monitoring pings its clients
+	// (default 30s).
+	WSPingInterval time.Duration
 
 	// AlertInterval is how often alert rules are evaluated without samples
 	// (default 15s); AlertResolveAfter how long a condition stays clear
@@ -126,7 +129,9 @@ type Server struct {
 	agent *agent.Agent
 	vms   *vm.Service
 	// node is the local node's id.
-	node    string
+	node string
+	// bus is the control plane's one event bus: what happens is published
+	// on it, and WS /ws/monitoring streams it.
 	bus     *events.Bus
 	alert   *alert.Engine
 	metrics *monitor.Service
@@ -226,12 +231,16 @@ func Open(ctx context.Context, cfg Config) (_ *Server, err error) {
 		MetricsToken:      cfg.MetricsToken,
 		MetricsPublic:     cfg.MetricsPublic,
 		TLS:               cfg.TLSCert != "",
-		Features:          []string{"auth", "tenants", "audit", "vms", "operations", "images", "metrics", "alerts"},
+		Features:          []string{"auth", "tenants", "audit", "vms", "operations", "images", "metrics", "alerts", "events"},
 		Drivers:           s.vms.Drivers(),
 		OpenAPI:           api.OpenAPI,
 		Images:            imgs,
 		Alerts:            s.alert,
+		AlertCounts:       s.alert,
 		Metrics:           s.metrics,
+		VMMetrics:         s.metrics,
+		Events:            s.bus,
+		WSPingInterval:    cfg.WSPingInterval,
 	}, s.store, authn, s.vms, cfg.Logger.With("component", "http"))
 
 	if s.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -309,7 +318,7 @@ func (s *Server) openNode(ctx context.Context, imgs *images.Store) error {
 	}
 	s.agent = ag
 	s.vms = vm.New(s.store, vm.Config{AllowUserProcess: s.cfg.AllowUserProcess, StopTimeout: s.cfg.StopTimeout,
-		ReconcileInterval: s.cfg.ReconcileInterval}, s.log.With("component", "vm"))
+		ReconcileInterval: s.cfg.ReconcileInterval, Events: s.bus}, s.log.With("component", "vm"))
 	node, err := s.vms.AddNode(ctx, ag, "local")
 	if err != nil {
 		s.vms.Close()
@@ -398,6 +407,7 @@ type Store interface {
 	novacron.ImageStore
 	novacron.AlertStore
 	novacron.MetricsStore
+	novacron.VMCounter
 }
 
 func storeKind(db string) string {
@@ -560,7 +570,8 @@ func (s *Server) Alerts() *alert.Engine { return s.alert }
 // (OnIngest), the Prometheus gauges read its Latest.
 func (s *Server) Metrics() *monitor.Service { return s.metrics }
 
-// Events returns the server's event bus.
+// Events returns the server's event bus, for components that publish on it
+// and for tests.
 func (s *Server) Events() *events.Bus { return s.bus }
 
 // API returns the server's API.

@@ -157,6 +157,8 @@ func (s *Service) Create(ctx context.Context, actor *novacron.Actor, req CreateR
 	if err := s.store.CreateVM(ctx, vm, op); err != nil {
 		return nil, err
 	}
+	s.publishVM(ctx, vm)
+	s.publishOperation(ctx, op)
 	s.run(op, func(ctx context.Context) error { return s.doCreate(ctx, vm, op, req.Start) })
 	return vm, nil
 }
@@ -268,9 +270,14 @@ func (s *Service) begin(ctx context.Context, vm *novacron.VM, action novacron.Ac
 		return nil, novacron.Errorf(novacron.EInvalidState, "cannot %s vm %s: it is %s", action, vm.Name, vm.State)
 	}
 	op := &novacron.Operation{Action: string(action), UserID: userID}
+	was := vm.State
 	if err := s.store.BeginOperation(ctx, vm, tr.From, tr.During, tr.Desired, op); err != nil {
 		return nil, err
 	}
+	if vm.State != was {
+		s.publishVM(ctx, vm)
+	}
+	s.publishOperation(ctx, op)
 	return op, nil
 }
 

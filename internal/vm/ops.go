@@ -60,6 +60,8 @@ func (s *Service) abandonCreate(vm *novacron.VM, cause error) error {
 	}
 	if err := s.store.DeleteVM(ctx, vm.ID); err != nil && !novacron.IsCode(err, novacron.ENotFound) {
 		s.log.Error("remove the VM of a failed create", "vm", vm.ID, "err", err)
+	} else {
+		s.publishDeleted(vm)
 	}
 	return fmt.Errorf("create: %w", cause)
 }
@@ -222,6 +224,7 @@ func (s *Service) doDelete(ctx context.Context, vm *novacron.VM, op *novacron.Op
 	if err := s.store.DeleteVM(ctx, vm.ID); err != nil && !novacron.IsCode(err, novacron.ENotFound) {
 		return err
 	}
+	s.publishDeleted(vm)
 	s.log.Info("vm deleted", "vm", vm.ID, "name", vm.Name)
 	return nil
 }

@@ -89,8 +89,12 @@ func (s *Service) recoverOperations(ctx context.Context, nodeID string) error {
 }
 
 func (s *Service) finish(ctx context.Context, op *novacron.Operation, status novacron.OpStatus, msg string) {
-	if err := s.store.FinishOperation(ctx, op.ID, status, msg); err != nil && !novacron.IsCode(err, novacron.EConflict) {
-		s.log.Error("finish operation", "operation", op.ID, "err", err)
+	if err := s.store.FinishOperation(ctx, op.ID, status, msg); err != nil {
+		if !novacron.IsCode(err, novacron.EConflict) {
+			s.log.Error("finish operation", "operation", op.ID, "err", err)
+		}
+	} else {
+		s.ended(ctx, op, status, msg)
 	}
 	s.notify(op.ID)
 }
@@ -184,6 +188,7 @@ func (s *Service) observed(ctx context.Context, vm *novacron.VM, state novacron.
 	if ok {
 		s.log.Info("vm state observed", "vm", vm.ID, "name", vm.Name, "from", vm.State, "to", state, "reason", reason)
 		vm.State, vm.StateReason, vm.ExitCode = state, reason, exit
+		s.publishVM(ctx, vm)
 	}
 	return ok
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/driver"
+	"github.com/novacron/novacron/internal/events"
 	"github.com/novacron/novacron/internal/nodeclient"
 )
 
@@ -41,6 +42,9 @@ type Config struct {
 	RestartLimit  int
 	RestartWindow time.Duration
 	Now           func() time.Time
+	// Events, when set, receives vm_state, operation and node events
+	// (see events.go).
+	Events *events.Bus
 }
 
 // Service is the VM service.
@@ -59,6 +63,8 @@ type Service struct {
 	waiters  map[string][]chan struct{}
 	restarts map[string][]time.Time
 	orphans  map[string]bool
+
+	ops opCounter
 }
 
 type nodeEntry struct {
@@ -149,6 +155,7 @@ func (s *Service) AddNode(ctx context.Context, client nodeclient.Client, address
 			s.reconcileNode(s.ctx, n.ID)
 		}
 	})
+	s.publishNode(ctx, n)
 	s.log.Info("node added", "node", n.Name, "id", n.ID, "drivers", len(info.Drivers), "fresh_boot", info.FreshBoot)
 	return n, nil
 }
@@ -301,19 +308,26 @@ func (s *Service) run(op *novacron.Operation, f func(ctx context.Context) error)
 		}
 		if err := s.store.FinishOperation(ctx, op.ID, status, msg); err != nil {
 			s.log.Error("finish operation", "operation", op.ID, "err", err)
+		} else {
+			s.ended(ctx, op, status, msg)
 		}
 		s.notify(op.ID)
 	}()
 }
 
-// setState records a VM's observed state and logs the change.
+// setState records a VM's observed state, logs the change and publishes
+// it.
 func (s *Service) setState(ctx context.Context, vm *novacron.VM, state novacron.VMState, reason string, exit *int) {
 	if err := s.store.SetVMState(ctx, vm.ID, state, reason, exit); err != nil {
 		s.log.Error("record vm state", "vm", vm.ID, "state", state, "err", err)
 		return
 	}
+	changed := vm.State != state || vm.StateReason != reason
 	if vm.State != state {
 		s.log.Info("vm state", "vm", vm.ID, "name", vm.Name, "from", vm.State, "to", state, "reason", reason)
 	}
 	vm.State, vm.StateReason, vm.ExitCode = state, reason, exit
+	if changed {
+		s.publishVM(ctx, vm)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/novacron/novacron/internal/agent"
 	"github.com/novacron/novacron/internal/driver"
 	"github.com/novacron/novacron/internal/driver/fake"
+	"github.com/novacron/novacron/internal/events"
 	"github.com/novacron/novacron/internal/nodeclient"
 	"github.com/novacron/novacron/internal/store/sqlite"
 	"github.com/novacron/novacron/internal/vm"
@@ -30,6 +31,7 @@ type world struct {
 	agent  *agent.Agent
 	admin  *novacron.Actor
 	tenant *novacron.Tenant
+	bus    *events.Bus
 }
 
 func newWorld(t *testing.T) *world {
@@ -48,7 +50,7 @@ func newWorld(t *testing.T) *world {
 	if err := st.CreateUser(context.Background(), u); err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, store: st, drv: fake.New("process"), dir: dir, tenant: ten,
+	w := &world{t: t, store: st, drv: fake.New("process"), dir: dir, tenant: ten, bus: events.NewBus(),
 		admin: &novacron.Actor{UserID: u.ID, Username: u.Username, TenantID: ten.ID, Role: novacron.RoleAdmin}}
 	w.open()
 	return w
@@ -63,7 +65,7 @@ func (w *world) open() {
 		w.t.Fatal(err)
 	}
 	w.agent = ag
-	w.svc = vm.New(w.store, vm.Config{ReconcileInterval: 50 * time.Millisecond, StopTimeout: time.Second}, nil)
+	w.svc = vm.New(w.store, vm.Config{ReconcileInterval: 50 * time.Millisecond, StopTimeout: time.Second, Events: w.bus}, nil)
 	if _, err := w.svc.AddNode(context.Background(), ag, "local"); err != nil {
 		w.t.Fatal(err)
 	}

@@ -18,10 +18,11 @@ import (
 )
 
 // Store is what an implementation provides: the control plane store, the
-// VM store and the image store.
+// VM store (and its counter) and the image store.
 type Store interface {
 	novacron.Store
 	novacron.VMStore
+	novacron.VMCounter
 	novacron.ImageStore
 	novacron.AlertStore
 	novacron.MetricsStore
@@ -75,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		{"VM/ObserveState", testVMObserveState},
 		{"VM/Delete", testVMDelete},
 		{"VM/NodeStatus", testVMNodeStatus},
+		{"VM/CountByState", testVMCountByState},
 		{"Operation/List", testOperationList},
 		{"Operation/Finish", testOperationFinish},
 		{"Node/Upsert", testNodeUpsert},
