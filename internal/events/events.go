@@ -10,6 +10,7 @@ package events
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,8 +41,10 @@ type Event struct {
 	Operators bool `json:"-"`
 	// Public events may be seen by every authenticated caller.
 	Public bool `json:"-"`
-	// VMID is the VM the event is about, if any (for ?vm_id= filters).
-	VMID string `json:"-"`
+	// VMID is the VM the event is about, if any, and VMIDs the VMs an
+	// event about several is about (for ?vm_id= filters).
+	VMID  string   `json:"-"`
+	VMIDs []string `json:"-"`
 
 	// wire is shared by the copies of a published event, so that it is
 	// encoded once however many subscribers send it.
@@ -166,4 +169,14 @@ func (b *Bus) remove(s *Subscription) {
 	delete(b.subs, s)
 	b.mu.Unlock()
 	s.once.Do(func() { close(s.Dropped) })
+}
+
+// About reports whether e is about one of the VMs ids.
+func (e Event) About(ids []string) bool {
+	for _, id := range ids {
+		if id == e.VMID || slices.Contains(e.VMIDs, id) {
+			return true
+		}
+	}
+	return false
 }

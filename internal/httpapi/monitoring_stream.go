@@ -88,7 +88,7 @@ func (a *API) monitoringStream(r *http.Request) (wsSession, error) {
 		if len(types) > 0 && !slices.Contains(types, e.Type) {
 			return false
 		}
-		if len(vmIDs) > 0 && !slices.Contains(vmIDs, e.VMID) {
+		if len(vmIDs) > 0 && !e.About(vmIDs) {
 			return false
 		}
 		return e.VisibleTo(actor)

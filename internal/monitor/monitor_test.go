@@ -433,6 +433,7 @@ func TestIngestEventsAndObservers(t *testing.T) {
 				t.Errorf("observed sample %+v: tenant %q node %q", v, v.TenantID, v.NodeID)
 			}
 		}
+		// One event for the host, one per tenant for its VMs.
 		seen := map[string]events.Event{}
 		for range 3 {
 			select {
@@ -440,15 +441,19 @@ func TestIngestEventsAndObservers(t *testing.T) {
 				if e.Type != events.TypeMetrics {
 					t.Fatalf("event type %q", e.Type)
 				}
-				seen[e.VMID] = e
+				seen[e.TenantID] = e
 			case <-time.After(5 * time.Second):
 				t.Fatal("no event")
 			}
 		}
-		if e := seen[fx.vm]; e.TenantID != fx.tenant || e.Data.(novacron.VMSample).VMID != fx.vm {
+		if e := seen[fx.tenant]; !e.About([]string{fx.vm}) || e.About([]string{fx.otherVM}) ||
+			len(e.Data.(VMEvent).VMs) != 1 || e.Data.(VMEvent).VMs[0].VMID != fx.vm || e.Data.(VMEvent).NodeID != fx.node {
 			t.Errorf("VM event %+v", e)
 		}
-		if e := seen[""]; e.TenantID != "" || e.Data.(novacron.HostSample).NodeID != fx.node {
+		if e := seen[fx.other]; !e.About([]string{fx.otherVM}) || len(e.Data.(VMEvent).VMs) != 1 {
+			t.Errorf("the other tenant's VM event %+v", e)
+		}
+		if e := seen[""]; e.Data.(novacron.HostSample).NodeID != fx.node {
 			t.Errorf("host event %+v", e)
 		}
 		// The blocked observer falls behind; ingestion goes on.

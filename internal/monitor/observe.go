@@ -58,6 +58,13 @@ func (s *Service) OnIngest(fn func(hosts []novacron.HostSample, vms []novacron.V
 	}
 }
 
+// VMEvent is the data of a metrics event about VMs: the samples of one
+// round of one node, of the VMs of one tenant.
+type VMEvent struct {
+	NodeID string              `json:"node_id"`
+	VMs    []novacron.VMSample `json:"vms"`
+}
+
 // published tells the bus and the observers about samples written.
 func (s *Service) published(hosts []novacron.HostSample, vms []novacron.VMSample) {
 	if len(hosts) == 0 && len(vms) == 0 {
@@ -66,8 +73,28 @@ func (s *Service) published(hosts []novacron.HostSample, vms []novacron.VMSample
 	for _, h := range hosts {
 		s.cfg.Bus.Publish(events.Event{Type: events.TypeMetrics, TS: h.TS, Data: h})
 	}
+	// One event per tenant and node: a stream's buffer holds a round
+	// however many VMs a node runs.
+	type key struct{ tenant, node string }
+	batches := map[key]*VMEvent{}
+	var order []key
 	for _, v := range vms {
-		s.cfg.Bus.Publish(events.Event{Type: events.TypeMetrics, TS: v.TS, TenantID: v.TenantID, VMID: v.VMID, Data: v})
+		k := key{v.TenantID, v.NodeID}
+		b := batches[k]
+		if b == nil {
+			b = &VMEvent{NodeID: v.NodeID}
+			batches[k] = b
+			order = append(order, k)
+		}
+		b.VMs = append(b.VMs, v)
+	}
+	for _, k := range order {
+		b := batches[k]
+		ids := make([]string, len(b.VMs))
+		for i, v := range b.VMs {
+			ids[i] = v.VMID
+		}
+		s.cfg.Bus.Publish(events.Event{Type: events.TypeMetrics, TS: b.VMs[0].TS, TenantID: k.tenant, VMIDs: ids, Data: *b})
 	}
 	s.obsMu.Lock()
 	defer s.obsMu.Unlock()

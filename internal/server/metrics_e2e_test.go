@@ -8,6 +8,7 @@ import (
 
 	"github.com/novacron/novacron"
 	"github.com/novacron/novacron/internal/events"
+	"github.com/novacron/novacron/internal/monitor"
 	"github.com/novacron/novacron/internal/server"
 )
 
@@ -175,9 +176,9 @@ func TestMetricsOfARunningGuest(t *testing.T) {
 		for !gotEvent || !gotObserved {
 			select {
 			case e := <-sub.C:
-				if e.VMID == id {
+				if e.About([]string{id}) {
 					gotEvent = true
-					if e.TenantID != acme || e.Data.(novacron.VMSample).VMID != id {
+					if vms := e.Data.(monitor.VMEvent).VMs; e.TenantID != acme || len(vms) != 1 || vms[0].VMID != id {
 						t.Fatalf("event %+v", e)
 					}
 				}
