@@ -223,13 +223,15 @@ type fileWriter struct {
 	buf     []byte
 	st      *Stats
 	cur     int64
-	// synced is the offset up to which writeback was started.
-	synced int64
+	// started is the offset up to which writeback was started, waited the
+	// offset up to which it is done.
+	started, waited int64
 }
 
 // writebackChunk is how much written data the receiver lets accumulate
-// before it starts writing it back, so that the final fsync is short.
-const writebackChunk = 32 << 20
+// before it starts writing it back. It waits for the chunk before, so that
+// at most two chunks are ever dirty and the final fsync is short.
+const writebackChunk = 8 << 20
 
 // check refuses an operation of n bytes that does not fit the file or does
 // not start on a sub-block boundary.
@@ -319,10 +321,14 @@ func (w *fileWriter) write(data []byte) error {
 		_, _ = w.digest.Write(b[:])
 	}
 	w.cur += int64(len(data))
-	if w.cur-w.synced >= writebackChunk {
-		// Start writing back what is written so far, without waiting.
-		_ = unix.SyncFileRange(int(w.part.Fd()), w.synced, w.cur-w.synced, unix.SYNC_FILE_RANGE_WRITE)
-		w.synced = w.cur
+	if w.cur-w.started >= writebackChunk {
+		fd := int(w.part.Fd())
+		_ = unix.SyncFileRange(fd, w.started, w.cur-w.started, unix.SYNC_FILE_RANGE_WRITE)
+		if w.started > w.waited {
+			_ = unix.SyncFileRange(fd, w.waited, w.started-w.waited,
+				unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+		}
+		w.waited, w.started = w.started, w.cur
 	}
 	return nil
 }
