@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -100,4 +101,38 @@ func runB(b *testing.B, src, out string, so Options) outcome {
 		b.Fatal(o.sendErr, o.recvErr)
 	}
 	return o
+}
+
+// BenchmarkPipeline is the sender's work on one core: reading blocks,
+// finding zero sub-blocks, hashing and compressing (the automatic level
+// starts at 1), on programs as a root file system holds them. Its rate is
+// per core: the sender runs one such pipeline on every core.
+func BenchmarkPipeline(b *testing.B) {
+	for _, level := range []int{1, 2} {
+		b.Run(fmt.Sprintf("level%d", level), func(b *testing.B) {
+			src := benchFile(b, "binaries")
+			f, err := os.Open(src)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			o := Options{SubBlockSize: MinSubBlockSize, BlockSize: DefaultBlockSize}
+			w := worker{o: &o, ctl: newLevelCtl(level), keep: map[int64]uint64{}, refs: map[uint64]ref{}}
+			defer w.close()
+			buf := make([]byte, DefaultBlockSize)
+			b.SetBytes(64 << 20)
+			var out int64
+			for b.Loop() {
+				out = 0
+				for off := int64(0); off < 64<<20; off += DefaultBlockSize {
+					if _, err := f.ReadAt(buf, off); err != nil {
+						b.Fatal(err)
+					}
+					r := w.do(job{off: off, n: DefaultBlockSize, buf: buf})
+					out += int64(len(r.frames))
+				}
+			}
+			b.ReportMetric(float64(64<<20)/float64(out), "ratio")
+		})
+	}
 }
