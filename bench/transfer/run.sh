@@ -141,6 +141,7 @@ for RATE in $RATES; do
 	PREPARE="cp --sparse=always $WORK/a.img $WORK/out; cp --sparse=always $WORK/a.img $WORK/dst/b.img"
 	engine "$WORK/b.img"
 	engine "$WORK/b.img" "--level 1"
+	engine "$WORK/b.img" "--level 4"
 	rsyncrun "rsync -z --inplace" "$WORK/b.img" -z --inplace
 	PREPARE=""
 	zstdnc "$WORK/b.img"
