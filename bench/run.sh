@@ -9,11 +9,14 @@
 # /var/cache/novacron-test-guest when missing) and containers' create,
 # stop and delete latency and memory (containerbench, SQLite only, against
 # a bare "runc run -d" of the same bundle; root only, with runc and
-# /bin/busybox from busybox-static), and WS /ws/monitoring holding 1000
-# connections (wsbench, SQLite, against a bare coder/websocket fan-out).
-# HTTPBENCH_FLAGS, VMBENCH_FLAGS, QEMUBENCH_FLAGS, CONTAINERBENCH_FLAGS and
-# WSBENCH_FLAGS pass flags (VMBENCH_FLAGS='-n 100', QEMUBENCH_FLAGS='-counts 1,10',
-# CONTAINERBENCH_FLAGS='-counts 1,10').
+# /bin/busybox from busybox-static), WS /ws/monitoring holding 1000
+# connections (wsbench, SQLite, against a bare coder/websocket fan-out),
+# metrics of 100 VMs over 30 days (metricsbench: bytes per sample, ingest
+# rate, query latency) and the transfer engine against rsync, zstd, tar and
+# cat over a shaped link (bench/transfer/run.sh, root only).
+# HTTPBENCH_FLAGS, VMBENCH_FLAGS, QEMUBENCH_FLAGS, CONTAINERBENCH_FLAGS,
+# WSBENCH_FLAGS and METRICSBENCH_FLAGS pass flags (VMBENCH_FLAGS='-n 100',
+# QEMUBENCH_FLAGS='-counts 1,10', CONTAINERBENCH_FLAGS='-counts 1,10').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${NOVACRON_TEST_PG_URL:-}" ] && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
@@ -23,6 +26,8 @@ fi
 go run ./bench/httpbench -pg "${NOVACRON_TEST_PG_URL:-}" ${HTTPBENCH_FLAGS:-}
 echo
 go run ./bench/wsbench ${WSBENCH_FLAGS:-}
+echo
+go run ./bench/metricsbench -pg "${NOVACRON_TEST_PG_URL:-}" ${METRICSBENCH_FLAGS:-}
 echo
 if [ "$(id -u)" = 0 ]; then
 	go run ./bench/vmbench -pg "${NOVACRON_TEST_PG_URL:-}" ${VMBENCH_FLAGS:-}
@@ -43,6 +48,8 @@ if [ "$(id -u)" = 0 ]; then
 	else
 		go run ./bench/containerbench ${CONTAINERBENCH_FLAGS:-}
 	fi
+	echo
+	bench/transfer/run.sh
 else
-	echo "vmbench, qemubench and containerbench skipped: they need root (guests run as their own uids, in their own cgroups); run make bench as root"
+	echo "vmbench, qemubench, containerbench and the transfer benchmark skipped: they need root (guests run as their own uids, in their own cgroups); run make bench as root"
 fi

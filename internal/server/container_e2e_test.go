@@ -71,7 +71,7 @@ func busyboxTar(t *testing.T, extra ...*tar.Header) []byte {
 func TestContainersThroughTheAPI(t *testing.T) {
 	requireRunc(t)
 	dir := shortTempDir(t)
-	cfg := func(c *server.Config) { fastReconcile(c); c.DataDir = dir }
+	cfg := func(c *server.Config) { fastReconcile(c); c.DataDir = dir; c.MetricsInterval = time.Second }
 	h := start(t, "", cfg)
 	cleanGuests(t, h)
 	admin := h.admin()
@@ -124,6 +124,8 @@ func TestContainersThroughTheAPI(t *testing.T) {
 	if uid := procField(pid, "Uid"); strings.HasPrefix(uid, "0") {
 		t.Errorf("the container runs as root: %s", uid)
 	}
+	// Its samples, from runc's stats.
+	waitUsage(t, h, admin, ownID)
 
 	// Pause freezes it; resume thaws it.
 	h.want(h.req("POST", "/api/vm/vms/"+ownID+"/pause?wait=1", admin, nil), 200)

@@ -213,3 +213,22 @@ func TestMetricsOfARunningGuest(t *testing.T) {
 		}
 	})
 }
+
+// waitUsage waits for a sample of the VM with its CPU and memory usage
+// measured, as GET /api/vm/vms/{id}/metrics shows it.
+func waitUsage(t *testing.T, h *harness, token, id string) {
+	t.Helper()
+	eventually(t, "a sample with CPU and memory usage", func() error {
+		r := h.want(h.req("GET", "/api/vm/vms/"+id+"/metrics?from=-5m", token, nil), 200)
+		pts, _ := r.body["points"].([]any)
+		for _, p := range pts {
+			pt, _ := p.(map[string]any)
+			cpu, okc := pt["cpu_usage"].(float64)
+			mem, okm := pt["memory_usage"].(float64)
+			if okc && okm && cpu >= 0 && mem > 0 && mem <= 100 {
+				return nil
+			}
+		}
+		return fmt.Errorf("points %v", pts)
+	})
+}

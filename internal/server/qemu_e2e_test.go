@@ -44,7 +44,12 @@ func (h *harness) uploadFile(token, path, name, format string) string {
 func TestQEMUGuestThroughTheAPI(t *testing.T) {
 	requireGuests(t)
 	kernel, initrd := testGuest(t)
-	h := start(t, "", func(c *server.Config) { fastReconcile(c); c.QEMUAccel = "tcg"; c.StopTimeout = 60 * time.Second })
+	h := start(t, "", func(c *server.Config) {
+		fastReconcile(c)
+		c.QEMUAccel = "tcg"
+		c.StopTimeout = 60 * time.Second
+		c.MetricsInterval = time.Second
+	})
 	cleanGuests(t, h)
 	admin := h.admin()
 	kid := h.uploadFile(admin, kernel, "test-kernel", "kernel")
@@ -86,6 +91,8 @@ func TestQEMUGuestThroughTheAPI(t *testing.T) {
 	}
 	logs := func() string { return string(h.req("GET", "/api/vm/vms/"+id+"/logs", admin, nil).raw) }
 	waitBoot(t, h, admin, id, 1)
+	// Its samples: the QEMU process's CPU and memory.
+	waitUsage(t, h, admin, id)
 	// An image in use cannot be deleted.
 	h.want(h.req("DELETE", "/api/images/"+kid, admin, nil), 409, "conflict")
 
