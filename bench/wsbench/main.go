@@ -314,15 +314,9 @@ func startServer() (srv *server.Server, dir, token string) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	resp, err := http.Post(srv.URL()+"/auth/login", "application/json",
-		strings.NewReader(`{"username":"admin","password":"`+pw+`"}`))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var lr struct{ Token string }
-	if err := json.NewDecoder(resp.Body).Decode(&lr); err != nil || lr.Token == "" {
+	c := &benchkit.Client{Base: srv.URL(), HC: http.DefaultClient}
+	if err := c.Login(context.Background(), pw); err != nil {
 		log.Fatalf("login: %v", err)
 	}
-	return srv, dir, lr.Token
+	return srv, dir, c.Token
 }

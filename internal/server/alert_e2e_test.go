@@ -20,23 +20,6 @@ func fastAlerts(c *server.Config) {
 	c.AlertResolveAfter = 500 * time.Millisecond
 }
 
-// within retries f until it succeeds or a generous deadline passes: the
-// machine may be loaded.
-func within(t *testing.T, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // alertOf returns the alert on the VM with the given status, as token sees it.
 func alertOf(h *harness, token, vmID, status string) (map[string]any, error) {
 	r := h.req("GET", "/api/monitoring/alerts?status="+status, token, nil)
@@ -75,7 +58,7 @@ func TestAlertVMFailed(t *testing.T) {
 		id := h.want(h.req("POST", "/api/vm/vms?wait=1", admin, body), 200).str("id")
 
 		var a map[string]any
-		within(t, "vm_failed alert firing", func() (err error) {
+		eventually(t, "vm_failed alert firing", func() (err error) {
 			a, err = alertOf(h, user, id, "firing")
 			return err
 		})
@@ -116,7 +99,7 @@ func TestAlertVMFailed(t *testing.T) {
 
 		// Started again, it runs: the alert resolves.
 		h.want(h.req("POST", "/api/vm/vms/"+id+"/start?wait=1", admin, nil), 200)
-		within(t, "alert resolved once the VM runs", func() (err error) {
+		eventually(t, "alert resolved once the VM runs", func() (err error) {
 			a, err = alertOf(h, op, id, "resolved")
 			return err
 		})
@@ -128,12 +111,12 @@ func TestAlertVMFailed(t *testing.T) {
 		fail := processVM("dies", "/bin/sh", "-c", "sleep 0.3; exit 1")
 		fail["start"] = true
 		id2 := h.want(h.req("POST", "/api/vm/vms?wait=1", admin, fail), 200).str("id")
-		within(t, "second VM's alert", func() (err error) {
+		eventually(t, "second VM's alert", func() (err error) {
 			a, err = alertOf(h, admin, id2, "firing")
 			return err
 		})
 		h.want(h.req("DELETE", "/api/vm/vms/"+id2+"?wait=1", admin, nil), 204)
-		within(t, "deleted VM's alert resolved", func() error {
+		eventually(t, "deleted VM's alert resolved", func() error {
 			_, err := alertOf(h, admin, id2, "resolved")
 			return err
 		})

@@ -54,7 +54,7 @@ func TestAlertOnRealLoad(t *testing.T) {
 			"comparator": ">", "threshold": 50, "for": "2s", "severity": "warning", "scope": map[string]any{"vm_id": id}}), 201).str("id")
 
 		// The load, in the samples.
-		within(t, "a sample of the guest over 50 % CPU", func() error {
+		eventually(t, "a sample of the guest over 50 % CPU", func() error {
 			r := h.want(h.req("GET", "/api/vm/vms/"+id+"/metrics?from=-5m", alice, nil), 200)
 			pts, _ := r.body["points"].([]any)
 			for _, p := range pts {
@@ -66,7 +66,7 @@ func TestAlertOnRealLoad(t *testing.T) {
 		})
 		// The rule fires on it.
 		var alert map[string]any
-		within(t, "the busy alert firing", func() error {
+		eventually(t, "the busy alert firing", func() error {
 			for _, a := range h.want(h.req("GET", "/api/monitoring/alerts?status=firing", alice, nil), 200).items() {
 				if a["rule_id"] == rule && a["resource_id"] == id {
 					alert = a
@@ -79,7 +79,7 @@ func TestAlertOnRealLoad(t *testing.T) {
 			t.Fatalf("alert %v", alert)
 		}
 		// /metrics shows the VM's CPU and the firing alert.
-		within(t, "/metrics with the VM's CPU", func() error {
+		eventually(t, "/metrics with the VM's CPU", func() error {
 			req, _ := http.NewRequest("GET", h.url+"/metrics", nil)
 			req.Header.Set("Authorization", "Bearer "+admin)
 			resp, err := http.DefaultClient.Do(req)
@@ -108,7 +108,7 @@ func TestAlertOnRealLoad(t *testing.T) {
 
 		// The load stops: the VM no longer reports, its alert resolves.
 		h.want(h.req("POST", "/api/vm/vms/"+id+"/stop?wait=1", alice, map[string]any{"force": true}), 200)
-		within(t, "the busy alert resolved", func() error {
+		eventually(t, "the busy alert resolved", func() error {
 			for _, a := range h.want(h.req("GET", "/api/monitoring/alerts?status=resolved", alice, nil), 200).items() {
 				if a["id"] == alert["id"] {
 					if a["acknowledged_by"] != "olga" || a["end_time"] == nil {

@@ -124,10 +124,11 @@ func cgroupFile(t *testing.T, pid int, controller, v1file, v2file string) string
 	return strings.TrimSpace(string(out))
 }
 
-// eventually polls f until it returns nil or 15 s pass.
+// eventually polls f until it returns nil or a generous deadline (90 s)
+// passes: the machine may be loaded.
 func eventually(t *testing.T, what string, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(90 * time.Second)
 	for {
 		err := f()
 		if err == nil {
