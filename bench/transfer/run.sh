@@ -3,7 +3,9 @@
 # (issue 9). Builds its own data, runs every transfer inside a network
 # namespace whose loopback is shaped with tc, and prints one table: wall
 # time, bytes on the wire (tc's counter on the shaped link, both directions),
-# CPU seconds (both sides) and speedup (size / bytes on the wire).
+# CPU seconds (both sides, and the sender's alone), the sender's rate per
+# core (the file's data, holes excluded, per second of its CPU) and speedup
+# (size / bytes on the wire).
 #
 #   sudo bench/transfer/run.sh              # full run: 4 GiB image, 1 Gbit/s
 #   IMAGE_GIB=1 RATES="1gbit" bench/transfer/run.sh
@@ -99,8 +101,12 @@ run() {
 	local w1; w1=$(wirebytes)
 	local size; size=$(stat -c %s "$file")
 	local cpu; cpu=$(cat "$WORK/rtime" "$WORK/stime" | awk '{c += $1 + $2} END {printf "%.2f", c}')
-	printf "| %-6s | %-9s | %-24s | %8.2f | %12d | %7s | %7.2f |\n" "$(basename "$file")" "$RATE" "$name" \
-		"$(echo "$t1 - $t0 - 0.3" | bc)" $((w1 - w0)) "$cpu" "$(echo "$size / ($w1 - $w0)" | bc -l)"
+	local scpu; scpu=$(awk '{printf "%.2f", $1 + $2}' "$WORK/stime")
+	# The sender's rate per core: the file's data (holes excluded) per
+	# second of the sender's CPU.
+	local data; data=$(du -B1 "$file" | cut -f1)
+	printf "| %-6s | %-9s | %-24s | %8.2f | %12d | %7s | %7s | %6.0f | %7.2f |\n" "$(basename "$file")" "$RATE" "$name" \
+		"$(echo "$t1 - $t0 - 0.3" | bc)" $((w1 - w0)) "$cpu" "$scpu" "$(echo "$data / 1000000 / ($scpu + 0.005)" | bc -l)" "$(echo "$size / ($w1 - $w0)" | bc -l)"
 }
 
 TOKEN=benchtoken
@@ -123,8 +129,8 @@ if [ ! -f "$WORK/a1.img" ]; then
 	mkfs.ext4 -q -F -d "$WORK/rootfs" "$WORK/a1.img"
 fi
 
-echo "| data   | rate      | tool                     | wall s   | bytes on wire | CPU s   | speedup |"
-echo "|--------|-----------|--------------------------|----------|---------------|---------|---------|"
+echo "| data   | rate      | tool                     | wall s   | bytes on wire | CPU s   | send CPU s | send MB/s per core | speedup |"
+echo "|--------|-----------|--------------------------|----------|---------------|---------|------------|--------------------|---------|"
 for RATE in $RATES; do
 	shape "$RATE"
 	if [ "$RATE" = 1gbit ]; then files="$WORK/a.img $WORK/c.bin"; else files="$WORK/a1.img"; fi
