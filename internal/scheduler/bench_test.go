@@ -1,4 +1,4 @@
-package placement_test
+package scheduler_test
 
 import (
 	"fmt"
@@ -6,24 +6,24 @@ import (
 	"testing"
 
 	"github.com/novacron/novacron"
-	"github.com/novacron/novacron/internal/placement"
+	"github.com/novacron/novacron/internal/scheduler"
 )
 
 // cluster builds a fixed cluster of n nodes (varied sizes, three zones, a few
 // offline, in maintenance or drained) and places vms VMs of varied sizes on
 // it, so the allocations are those of a real, uneven cluster.
-func cluster(tb testing.TB, n, vms int) []placement.Node {
+func cluster(tb testing.TB, n, vms int) []scheduler.Node {
 	rng := rand.New(rand.NewPCG(42, 1))
-	nodes := make([]placement.Node, n)
+	nodes := make([]scheduler.Node, n)
 	for i := range nodes {
 		cpus := []int{32, 64, 96, 128}[rng.IntN(4)]
-		nodes[i] = placement.Node{
+		nodes[i] = scheduler.Node{
 			ID:       fmt.Sprintf("node-%04d", i),
 			Name:     fmt.Sprintf("host%d", i),
 			Status:   novacron.NodeOnline,
 			Labels:   map[string]string{"zone": string(rune('a' + i%3)), "rack": fmt.Sprint(i / 40)},
 			Drivers:  []string{novacron.DriverQEMU, novacron.DriverContainer},
-			Capacity: placement.Resources{CPUs: cpus, MemoryMB: int64(cpus) * 4096, DiskGB: 4000},
+			Capacity: scheduler.Resources{CPUs: cpus, MemoryMB: int64(cpus) * 4096, DiskGB: 4000},
 		}
 		switch r := rng.IntN(100); {
 		case r < 4:
@@ -70,7 +70,7 @@ var sink int64
 // placement over this state pays.
 func BenchmarkPlace(b *testing.B) {
 	nodes := cluster(b, 1000, 10000)
-	reqs := []placement.Request{
+	reqs := []scheduler.Request{
 		{Driver: novacron.DriverQEMU, CPUs: 2, MemoryMB: 4096, DiskGB: 20},
 		{Driver: novacron.DriverQEMU, CPUs: 4, MemoryMB: 8192, DiskGB: 40},
 		{Driver: novacron.DriverContainer, CPUs: 1, MemoryMB: 512, DiskGB: 0},
@@ -87,14 +87,14 @@ func BenchmarkPlace(b *testing.B) {
 			sink += free
 		}
 	})
-	for _, s := range []placement.Strategy{placement.Binpack, placement.Spread} {
-		p := placement.DefaultPolicy()
+	for _, s := range []scheduler.Strategy{scheduler.Binpack, scheduler.Spread} {
+		p := scheduler.DefaultPolicy()
 		p.Strategy = s
 		b.Run(string(s), func(b *testing.B) {
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				d, err := placement.Place(nodes, reqs[i%len(reqs)], p)
+				d, err := scheduler.Place(nodes, reqs[i%len(reqs)], p)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -104,12 +104,12 @@ func BenchmarkPlace(b *testing.B) {
 		})
 	}
 	b.Run("binpack-selector", func(b *testing.B) {
-		p := placement.DefaultPolicy()
+		p := scheduler.DefaultPolicy()
 		req := reqs[0]
 		req.NodeSelector = map[string]string{"zone": "b"}
 		b.ReportAllocs()
 		for b.Loop() {
-			d, err := placement.Place(nodes, req, p)
+			d, err := scheduler.Place(nodes, req, p)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -118,12 +118,12 @@ func BenchmarkPlace(b *testing.B) {
 	})
 	// The failure path formats a reason for each of the 1000 nodes.
 	b.Run("no-capacity", func(b *testing.B) {
-		p := placement.DefaultPolicy()
-		req := placement.Request{Driver: novacron.DriverQEMU, CPUs: 512, MemoryMB: 1024}
+		p := scheduler.DefaultPolicy()
+		req := scheduler.Request{Driver: novacron.DriverQEMU, CPUs: 512, MemoryMB: 1024}
 		b.ReportAllocs()
 		for b.Loop() {
-			_, err := placement.Place(nodes, req, p)
-			if len(placement.Reasons(err)) != len(nodes) {
+			_, err := scheduler.Place(nodes, req, p)
+			if len(scheduler.Reasons(err)) != len(nodes) {
 				b.Fatalf("got %v, want no_capacity for every node", err)
 			}
 		}

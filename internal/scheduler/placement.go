@@ -1,4 +1,4 @@
-// Package placement chooses the node a new VM runs on. Place is a pure
+// Package scheduler chooses the node a new VM runs on. Place is a pure
 // function of a snapshot of the cluster: it filters the nodes (status, drain,
 // driver, node_selector labels, free CPU, memory and disk under the
 // configured overcommit ratios) and scores the survivors by the chosen
@@ -10,7 +10,7 @@
 // hold the first reason each node was rejected:
 //
 //	{"nodes": {"<node id>": "<reason>", ...}}
-package placement
+package scheduler
 
 import (
 	"errors"
