@@ -15,11 +15,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net/http"
@@ -35,6 +33,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/novacron/novacron/bench/internal/benchkit"
 	"github.com/novacron/novacron/internal/server"
 )
 
@@ -321,9 +320,17 @@ func runStore(name, db, shim string, n, conc int, logger *slog.Logger) *storeRun
 		_ = srv.Close(ctx)
 		cancel()
 	}()
-	c := &client{base: srv.URL(), hc: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{
+	c := &benchkit.Client{Base: srv.URL(), HC: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{
 		MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc, IdleConnTimeout: time.Minute}}}
-	if err := c.login(pw); err != nil {
+	ctx := context.Background()
+	do := func(method, path, body string, want int, out any) error {
+		ct := ""
+		if body != "" {
+			ct = "application/json"
+		}
+		return c.Do(ctx, method, path, ct, strings.NewReader(body), want, out)
+	}
+	if err := c.Login(ctx, pw); err != nil {
 		log.Fatalf("%s: login: %v", name, err)
 	}
 
@@ -333,12 +340,12 @@ func runStore(name, db, shim string, n, conc int, logger *slog.Logger) *storeRun
 		body := fmt.Sprintf(`{"name":"bench-%05d","driver":"process","cpus":1,"memory_mb":32,`+
 			`"config":{"command":["/bin/sleep","3600"]},"start":true}`, i)
 		var v struct{ ID, State string }
-		if err := c.do("POST", "/api/vm/vms?wait=1", body, http.StatusOK, &v); err != nil {
+		if err := do("POST", "/api/vm/vms?wait=1", body, http.StatusOK, &v); err != nil {
 			return err
 		}
 		ids[i] = v.ID
 		if v.State != "running" {
-			return c.explain(v.ID, fmt.Errorf("vm %s is %s, not running", v.ID, v.State))
+			return c.Explain(ctx, v.ID, fmt.Errorf("vm %s is %s, not running", v.ID, v.State))
 		}
 		return nil
 	})
@@ -348,8 +355,8 @@ func runStore(name, db, shim string, n, conc int, logger *slog.Logger) *storeRun
 			return errors.New("not created")
 		}
 		var v struct{ State string }
-		if err := c.do("POST", "/api/vm/vms/"+ids[i]+"/stop?wait=1", "", http.StatusOK, &v); err != nil {
-			return c.explain(ids[i], err)
+		if err := do("POST", "/api/vm/vms/"+ids[i]+"/stop?wait=1", "", http.StatusOK, &v); err != nil {
+			return c.Explain(ctx, ids[i], err)
 		}
 		if v.State != "stopped" {
 			return fmt.Errorf("vm %s is %s, not stopped", ids[i], v.State)
@@ -361,7 +368,7 @@ func runStore(name, db, shim string, n, conc int, logger *slog.Logger) *storeRun
 		if ids[i] == "" {
 			return errors.New("not created")
 		}
-		return c.explain(ids[i], c.do("DELETE", "/api/vm/vms/"+ids[i]+"?wait=1", "", http.StatusNoContent, nil))
+		return c.Explain(ctx, ids[i], do("DELETE", "/api/vm/vms/"+ids[i]+"?wait=1", "", http.StatusNoContent, nil))
 	})
 	r.printPhase(del)
 	r.phases = []phase{create, stop, del}
@@ -410,73 +417,6 @@ func cleanup(srv *server.Server, dir string) {
 		}
 	}
 	fmt.Printf("  cleanup: %d guests deleted through the agent (data dir %s is removed next)\n", len(guests), dir)
-}
-
-type client struct {
-	base, token string
-	hc          *http.Client
-}
-
-func (c *client) login(pw string) error {
-	var lr struct{ Token string }
-	if err := c.do("POST", "/auth/login", `{"username":"admin","password":"`+pw+`"}`, http.StatusOK, &lr); err != nil {
-		return err
-	}
-	if lr.Token == "" {
-		return errors.New("no token")
-	}
-	c.token = lr.Token
-	return nil
-}
-
-// explain adds to a failed call what the VM says of its state.
-func (c *client) explain(id string, err error) error {
-	if err == nil {
-		return nil
-	}
-	var v struct {
-		State       string `json:"state"`
-		StateReason string `json:"state_reason"`
-	}
-	if gerr := c.do("GET", "/api/vm/vms/"+id, "", http.StatusOK, &v); gerr == nil {
-		return fmt.Errorf("%w; the vm is now %s (%s)", err, v.State, v.StateReason)
-	}
-	return err
-}
-
-// do makes one call and decodes its answer into out, which must have the
-// status want.
-func (c *client) do(method, path, body string, want int, out any) error {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequest(method, c.base+path, rd)
-	if err != nil {
-		return err
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, bytes.TrimSpace(b))
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
 }
 
 // freshDatabase creates an empty database on the server of base and
