@@ -59,7 +59,8 @@ type Config struct {
 	Retention time.Duration
 	// QueueSize is how many batches may wait to be written (default 256).
 	QueueSize int
-	// Bus receives one TypeMetrics event per sample written; nil is allowed.
+	// Bus receives the TypeMetrics events of what is written: one per host
+	// sample, one per round, node and tenant of VM samples; nil is allowed.
 	Bus    *events.Bus
 	Logger *slog.Logger
 	Now    func() time.Time
